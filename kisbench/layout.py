@@ -1,0 +1,53 @@
+"""Where every stage reads and writes, relative to the repository root.
+
+The paths here and in dvc.yaml are the same conventions; change them together.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DATA = Path("data")
+
+
+def images_dir(collection: str) -> Path:
+    return DATA / "collections" / collection / "images"
+
+
+def labels_path(collection: str) -> Path:
+    return Path("labels") / f"{collection}.csv"
+
+
+def features_dir(model: str, collection: str) -> Path:
+    return DATA / "features" / model / collection
+
+
+def queries_dir(model: str, collection: str) -> Path:
+    """Holds one embedding set per labelset: ``<queries_dir>/<labelset>/``."""
+    return DATA / "queries" / model / collection
+
+
+def ranks_dir(model: str, collection: str) -> Path:
+    """Holds ``<labelset>.csv`` for every labelset, and ``RANKS_INFO``."""
+    return DATA / "ranks" / model / collection
+
+
+RANKS_INFO = "info.json"
+
+
+CURVES = Path("plots") / "cumulative"
+
+
+def curve_name(collection: str, labelset: str) -> str:
+    """File name of a cumulative curve table; keys are [a-z0-9_], so '-' splits them."""
+    return f"{collection}-{labelset}.csv"
+
+
+def parse_curve_name(path: Path) -> tuple[str, str]:
+    collection, _, labelset = path.stem.partition("-")
+    return collection, labelset
+
+
+TINY_MODELS = DATA / "models"
+METRICS = Path("metrics")
+FIGURES = Path("plots") / "figures"

@@ -1,0 +1,97 @@
+"""The feature store: embeddings on disk as ``.npy`` + ``ids.txt`` + ``meta.json``.
+
+One folder holds one embedding set (a model's view of a collection, or of one labelset's
+queries). Rows of ``embeddings.npy`` follow the ids in ``ids.txt``. A set is either
+single-vector, shape ``(N, D)``, or multi-vector, shape ``(N, Q, D)`` (BLIP-2 keeps all
+Q-Former query vectors of an image). No pickle: ``.npy`` is plain data and memory-maps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+EMBEDDINGS = "embeddings.npy"
+IDS = "ids.txt"
+META = "meta.json"
+
+
+@dataclass(frozen=True)
+class EmbeddingSet:
+    ids: list[str]
+    vectors: np.ndarray
+    meta: dict[str, Any]
+
+    @property
+    def multi_vector(self) -> bool:
+        return self.vectors.ndim == 3
+
+
+def write_ids(path: Path, ids: list[str]) -> None:
+    bad = [i for i in ids if not i or "\n" in i or i != i.strip()]
+    if bad:
+        raise ValueError(f"ids must be non-empty single-line strings; bad: {bad[:5]}")
+    path.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
+
+
+def read_ids(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically (temp file + rename), so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def save(folder: Path, ids: list[str], vectors: np.ndarray, meta: dict[str, Any]) -> None:
+    """Write a complete embedding set into ``folder`` atomically.
+
+    Files go to a sibling temp folder first, which then replaces ``folder``: an interrupted
+    write never leaves a folder that looks complete.
+    """
+    if len(ids) != len(vectors):
+        raise ValueError(f"{len(ids)} ids but {len(vectors)} embedding rows")
+    if len(set(ids)) != len(ids):
+        raise ValueError("duplicate ids in an embedding set")
+    folder = Path(folder)
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    np.save(tmp / EMBEDDINGS, vectors)
+    write_ids(tmp / IDS, ids)
+    write_json(tmp / META, meta)
+    commit(tmp, folder)
+
+
+def commit(tmp: Path, folder: Path) -> None:
+    """Move a finished temp folder into place, replacing any older version."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+
+
+def load(folder: Path, mmap: bool = True) -> EmbeddingSet:
+    """Read an embedding set; vectors are memory-mapped unless ``mmap`` is False."""
+    folder = Path(folder)
+    missing = [n for n in (EMBEDDINGS, IDS, META) if not (folder / n).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{folder} is not a complete embedding set (missing {', '.join(missing)}); "
+            "run its embed stage (`dvc repro`) or fetch it (`dvc pull`)"
+        )
+    vectors = np.load(folder / EMBEDDINGS, mmap_mode="r" if mmap else None, allow_pickle=False)
+    ids = read_ids(folder / IDS)
+    if len(ids) != len(vectors):
+        raise ValueError(f"{folder}: {len(ids)} ids but {len(vectors)} embedding rows")
+    meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    return EmbeddingSet(ids=ids, vectors=vectors, meta=meta)

@@ -1,0 +1,57 @@
+"""DVC stage embed-queries: embed every labelset of a collection's labels with one model."""
+
+from pathlib import Path
+
+import typer
+
+from kisbench import layout, store
+from kisbench.cli import clear_errors, quiet_libraries
+from kisbench.collections import read_labels
+from kisbench.extract import embed_texts
+from kisbench.models import load_model, model_entry
+from kisbench.params import collection_entry, load_params, section
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+@clear_errors
+def main(
+    model: str = typer.Option(..., help="Model key from params.yaml `models`."),
+    collection: str = typer.Option(..., help="Collection name from params.yaml `collections`."),
+    params: Path = typer.Option(Path("params.yaml"), help="Parameters file."),
+    out: Path = typer.Option(None, help="Output folder [default: data/queries/MODEL/COLLECTION]."),
+) -> None:
+    """Write one embedding set per labelset (short, long, ...) of labels/COLLECTION.csv."""
+    quiet_libraries()
+    p = load_params(params)
+    collection_entry(p, collection)
+    opts = section(p, "embed")
+    labels = read_labels(layout.labels_path(collection))
+    m = load_model(
+        model,
+        model_entry(p, model),
+        device=opts.get("device", "auto"),
+        precision=opts.get("precision", "auto"),
+    )
+    out = out or layout.queries_dir(model, collection)
+    for labelset, texts in labels.texts.items():
+        vectors = embed_texts(m, texts)
+        truncated = m.truncated(texts)
+        meta = {
+            **m.provenance(),
+            "kind": "queries",
+            "labels": str(labels.path),
+            "labelset": labelset,
+            "count": len(texts),
+            "truncated": sum(truncated),
+            "truncated_ids": [i for i, t in zip(labels.ids, truncated, strict=True) if t],
+        }
+        store.save(out / labelset, labels.ids, vectors, meta)
+        typer.echo(
+            f"{model}/{collection}/{labelset}: {len(texts)} queries, {sum(truncated)} truncated"
+        )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,54 @@
+"""DVC stage rank: the rank of every query's target image, per labelset."""
+
+from pathlib import Path
+
+import typer
+
+from kisbench import layout, store
+from kisbench.cli import clear_errors
+from kisbench.collections import check_targets, read_labels
+from kisbench.models.base import resolve_device
+from kisbench.params import load_params, section
+from kisbench.ranking import rank_table
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+@clear_errors
+def main(
+    model: str = typer.Option(..., help="Model key from params.yaml `models`."),
+    collection: str = typer.Option(..., help="Collection name from params.yaml `collections`."),
+    params: Path = typer.Option(Path("params.yaml"), help="Parameters file."),
+    out: Path = typer.Option(None, help="Output folder [default: data/ranks/MODEL/COLLECTION]."),
+) -> None:
+    """Write <labelset>.csv (query_id,target_id,labelset,rank,score,top_ids) per labelset,
+    and info.json (collection size, truncated queries) for the evaluate stage."""
+    opts = section(load_params(params), "rank")
+    images = store.load(layout.features_dir(model, collection))
+    labels = read_labels(layout.labels_path(collection))
+    check_targets(labels, images.ids)
+    out = out or layout.ranks_dir(model, collection)
+    out.mkdir(parents=True, exist_ok=True)
+    device = str(resolve_device(opts.get("device", "auto")))
+    info = {"images": len(images.ids), "truncated": {}}
+    for labelset in labels.labelsets:
+        queries = store.load(layout.queries_dir(model, collection) / labelset)
+        info["truncated"][labelset] = queries.meta.get("truncated")
+        table = rank_table(
+            images.vectors,
+            images.ids,
+            queries.vectors,
+            queries.ids,
+            labelset,
+            top_k=opts.get("top_k", 10),
+            device=device,
+        )
+        path = out / f"{labelset}.csv"
+        table.to_csv(path, index=False)
+        typer.echo(f"{path}: {len(table)} queries, median rank {table['rank'].median():g}")
+    store.write_json(out / layout.RANKS_INFO, info)
+
+
+if __name__ == "__main__":
+    app()
