@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from dvc.repo import Repo
 from typer.testing import CliRunner
 
@@ -92,3 +93,20 @@ def test_cli_prints_one_error_line_and_exits_1(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.output.strip().startswith("error: no default DVC remote")
     assert "Traceback" not in result.output
+
+
+def test_expensive_outputs_are_pushed_and_aggregates_live_in_git() -> None:
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+
+    def outputs(stage: str) -> list[tuple[str, bool]]:
+        found = []
+        for kind in ("outs", "metrics", "plots"):
+            for out in stages[stage].get(kind, []):
+                path, opts = next(iter(out.items())) if isinstance(out, dict) else (out, {})
+                found.append((path, opts.get("cache", True)))
+        return found
+
+    for stage in ("embed-images", "embed-queries", "rank"):
+        assert outputs(stage) and all(cached for _, cached in outputs(stage)), stage
+    for stage in ("evaluate", "render"):
+        assert outputs(stage) and not any(cached for _, cached in outputs(stage)), stage
