@@ -15,10 +15,13 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import typer
+
+if TYPE_CHECKING:
+    from dvc.repo import Repo
 
 # Remote settings that must stay out of git (.dvc/config); their home is .dvc/config.local
 # or the environment.
@@ -39,7 +42,7 @@ class RemoteError(RuntimeError):
     """The remote is missing, misconfigured or refuses us; the message says what to do."""
 
 
-def _open_repo(root: Path) -> Any:
+def _open_repo(root: Path) -> Repo:
     from dvc.exceptions import DvcException, NotDvcRepoError
     from dvc.repo import Repo
 
@@ -51,13 +54,13 @@ def _open_repo(root: Path) -> Any:
         raise RemoteError(f"cannot open the DVC repository {root}: {err}") from err
 
 
-def tracked_secrets(repo: Any) -> list[tuple[str, str]]:
+def tracked_secrets(repo: Repo) -> list[tuple[str, str]]:
     """(remote, key) pairs of credentials written into the git-tracked ``.dvc/config``."""
     remotes = repo.config.load_one("repo").get("remote", {})
     return [(name, key) for name, conf in remotes.items() for key in conf if key in SECRET_KEYS]
 
 
-def resolve_remote(repo: Any, name: str | None) -> tuple[str, dict[str, Any]]:
+def resolve_remote(repo: Repo, name: str | None) -> tuple[str, dict[str, Any]]:
     """The remote's name and merged settings (repo, local, user and system config)."""
     remotes = repo.config.get("remote", {})
     name = name or repo.config.get("core", {}).get("remote")
@@ -158,7 +161,7 @@ def check_s3(name: str, conf: dict[str, Any]) -> str:
     return f"DVC remote '{name}' ({url} at {endpoint}): reachable, credentials accepted"
 
 
-def check_ssh(name: str, conf: dict[str, Any], repo: Any) -> str:
+def check_ssh(name: str, conf: dict[str, Any], repo: Repo) -> str:
     url = conf["url"]
     parts = urlsplit(url)
     host = conf.get("host") or parts.hostname or ""
