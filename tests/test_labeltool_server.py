@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from kisbench.collections import read_labels
+from kisbench import layout
+from kisbench.collections import list_images, read_labels
 from kisbench.labeltool.files import LabelFiles, skipped_path
 from kisbench.labeltool.server import Session, create_app
+from kisbench.sampling import sample_ids
 from tests.labeltool_helpers import make_collection
 
 
@@ -166,6 +169,23 @@ def test_two_tabs_get_two_images(client: FlaskClient) -> None:
     assert next_id(client, "tab-a") != next_id(client, "tab-b")
 
 
+def test_two_annotators_servers_get_two_images(
+    tmp_path: Path, client: FlaskClient, collection: dict[str, Path]
+) -> None:
+    """The holds are in a file beside the labels, so a second server sees them too."""
+    other = create_app(session(tmp_path, collection, annotator="bob")).test_client()
+    mine = next_id(client, "tab-a")
+    theirs = next_id(other, "tab-b")
+    assert mine != theirs
+    assert next_id(client, "tab-a") == mine
+
+
+def test_an_unreadable_holds_file_is_no_error(tmp_path: Path, client: FlaskClient) -> None:
+    first = next_id(client, "tab-a")
+    (tmp_path / "labels" / ".col.csv.holds.json").write_text("{not json", encoding="utf-8")
+    assert next_id(client, "tab-b") == first  # the hold is forgotten, nothing fails
+
+
 def test_a_restarted_server_resumes(
     tmp_path: Path, client: FlaskClient, collection: dict[str, Path]
 ) -> None:
@@ -184,3 +204,20 @@ def test_a_restarted_server_resumes(
 def test_unknown_images_are_not_found(client: FlaskClient) -> None:
     assert client.get("/images/nothing").status_code == 404
     assert client.get("/images/../../etc/passwd").status_code == 404
+
+
+def test_the_demo_collection_continues_its_recorded_sample(tmp_path: Path, repo_root: Path) -> None:
+    """labels/demo.csv is the first 100 draws of seed 2024 (labels/README.md): the tool's
+    default seed offers the 101st next, and a skip is replaced by the draw after it."""
+    ids, paths = list_images(repo_root / layout.images_dir("demo"))
+    labels = tmp_path / "demo.csv"
+    shutil.copy(repo_root / layout.labels_path("demo"), labels)
+    files = LabelFiles(labels)
+    app = create_app(Session("demo", "ann", dict(zip(ids, paths, strict=True)), files, 600))
+    client = app.test_client()
+    (first,) = set(sample_ids(ids, 101, 2024)) - set(sample_ids(ids, 100, 2024))
+    assert next_id(client) == first
+    assert post(client, "/api/skip", id=first, reason="test").status_code == 200
+    second = next_id(client)
+    assert post(client, "/api/label", id=second, short_label="s", long_label="l").status_code == 200
+    assert sorted(read_labels(labels).ids) == sorted(sample_ids(ids, 101, 2024, [first]))

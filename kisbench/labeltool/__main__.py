@@ -11,9 +11,9 @@ from werkzeug.serving import make_server
 from kisbench import layout
 from kisbench.annotators import annotator_report
 from kisbench.cli import clear_errors
-from kisbench.collections import InputError, list_images
+from kisbench.collections import list_images
 from kisbench.labeltool.files import LabelFiles, clean_text
-from kisbench.labeltool.server import Session, create_app
+from kisbench.labeltool.server import DEFAULT_SEED, Session, create_app
 
 app = typer.Typer(
     add_completion=False,
@@ -27,7 +27,9 @@ def serve(
     collection: str = typer.Option(..., help="Collection: images in data/collections/<name>/."),
     annotator: str = typer.Option(..., help="Your name, written on every row you save."),
     target: int = typer.Option(600, min=1, help="Labels wanted in the file (progress bar)."),
-    seed: int = typer.Option(0, help="Seed of the image order (with the annotator's name)."),
+    seed: int = typer.Option(
+        DEFAULT_SEED, help="Seed of the draw order (kisbench.sampling); the demo's is 2024."
+    ),
     host: str = typer.Option("127.0.0.1", help="Address to listen on; keep it local."),
     port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on."),
     labels: Path | None = typer.Option(
@@ -46,10 +48,8 @@ def serve(
         typer.echo(f"note: the target {target} is more than the {len(ids)} images", err=True)
     if not _is_loopback(host):
         typer.echo(f"warning: {host} is not a loopback address; the page has no login", err=True)
-    try:
-        server = make_server(host, port, create_app(session), threaded=True)
-    except OSError as err:
-        raise InputError(f"cannot listen on {host}:{port} ({err.strerror}); try --port") from None
+    # On a busy port or a bad address werkzeug says so and exits with status 1.
+    server = make_server(host, port, create_app(session), threaded=True)
     url = f"http://{host}:{server.port}/"
     typer.echo(
         f"labelling {collection} as {annotator}: {len(state.labelled)} labelled, "
@@ -57,12 +57,8 @@ def serve(
         f"open {url}  (on a remote machine: ssh -L {server.port}:127.0.0.1:{server.port} HOST, "
         f"then open http://127.0.0.1:{server.port}/ locally); Ctrl+C stops"
     )
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        typer.echo("stopped; every saved label is in the file")
-    finally:
-        server.server_close()
+    server.serve_forever()  # werkzeug's returns on Ctrl+C, and closes the socket
+    typer.echo(f"stopped; every saved label is in {files.labels_path}")
 
 
 @app.command()

@@ -9,25 +9,29 @@ first one's row.
 
 Labels: ``ID,short_label,long_label,annotator``; a thesis-format file without the
 ``annotator`` column gains it (empty for its old rows) on the first save. Skips:
-``ID,annotator,reason`` in ``<labels stem>.skipped.csv``.
+``ID,annotator,reason`` in ``<labels stem>.skipped.csv``. Holds (which tab is shown which
+image, see ``sampler``) live in a hidden ``.<labels>.holds.json`` under the same lock.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import stat
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO, TypeVar
 
 from filelock import FileLock, Timeout
 
 from kisbench.collections import LABEL_SUFFIX, InputError
+from kisbench.labeltool.sampler import Hold
 
 ID = "ID"
 ANNOTATOR = "annotator"
@@ -36,6 +40,7 @@ LONG = "long_label"
 LABEL_COLUMNS = (ID, SHORT, LONG, ANNOTATOR)
 SKIP_COLUMNS = (ID, ANNOTATOR, "reason")
 LOCK_TIMEOUT_S = 30.0
+T = TypeVar("T")
 
 
 class Taken(Exception):
@@ -61,15 +66,12 @@ class Table:
     header: list[str]
     rows: list[dict[str, str]] = field(default_factory=list)
 
-    def ids(self) -> list[str]:
-        return [row[ID] for row in self.rows]
 
-
-def read_table(path: Path, required: tuple[str, ...]) -> Table:
-    """A CSV as header + rows of strings; a missing file is an empty table of ``required``."""
+def read_table(path: Path, columns: tuple[str, ...], required: tuple[str, ...]) -> Table:
+    """A CSV as header + rows of strings; a missing file is an empty table of ``columns``."""
     path = Path(path)
     if not path.exists():
-        return Table(list(required))
+        return Table(list(columns))
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
@@ -77,9 +79,9 @@ def read_table(path: Path, required: tuple[str, ...]) -> Table:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip() for h in reader.fieldnames or []]
     if not header:
-        return Table(list(required))
+        return Table(list(columns))
     reader.fieldnames = header
-    missing = [c for c in required if c not in header and c != ANNOTATOR]
+    missing = [c for c in required if c not in header]
     if missing:
         raise InputError(f"{path}, line 1: missing column(s) {', '.join(missing)}")
     rows = []
@@ -93,15 +95,24 @@ def read_table(path: Path, required: tuple[str, ...]) -> Table:
 
 def write_table(path: Path, table: Table) -> None:
     """Replace ``path`` atomically and durably with ``table``."""
+
+    def write(f: TextIO) -> None:
+        writer = csv.DictWriter(f, fieldnames=table.header, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(table.rows)
+
+    replace_file(path, write)
+
+
+def replace_file(path: Path, write: Callable[[TextIO], None]) -> None:
+    """Write a temp file beside ``path``, fsync it, rename it over ``path``, fsync the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=table.header, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(table.rows)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
@@ -138,10 +149,11 @@ class LabelFiles:
         self.labels_path = Path(labels_path)
         self.skipped_path = skipped_path(self.labels_path)
         self.lock_path = self.labels_path.with_name(f".{self.labels_path.name}.lock")
+        self.holds_path = self.labels_path.with_name(f".{self.labels_path.name}.holds.json")
         self.lock_timeout = lock_timeout
 
     def _read_labels(self) -> Table:
-        table = read_table(self.labels_path, LABEL_COLUMNS)
+        table = read_table(self.labels_path, LABEL_COLUMNS, (ID, SHORT, LONG))
         others = [h for h in table.header if h.endswith(LABEL_SUFFIX) and h not in (SHORT, LONG)]
         if others:
             raise InputError(
@@ -151,7 +163,7 @@ class LabelFiles:
         return table
 
     def _read_skips(self) -> Table:
-        return read_table(self.skipped_path, SKIP_COLUMNS)
+        return read_table(self.skipped_path, SKIP_COLUMNS, SKIP_COLUMNS)
 
     def state(self) -> State:
         """Both files as they are; no lock needed, since writers replace files whole."""
@@ -200,6 +212,30 @@ class LabelFiles:
             skips.rows.append({h: row.get(h, "") for h in skips.header})
             write_table(self.skipped_path, skips)
         return self.state()
+
+    def claim(
+        self, choose: Callable[[State, dict[str, Hold]], tuple[T, dict[str, Hold]]]
+    ) -> tuple[T, State]:
+        """Run ``choose`` on the files' state and the holds under the lock, keep the holds it
+        returns, and return its choice with the state it saw."""
+        with self._exclusive():
+            state = self.state()
+            holds = self._read_holds()
+            choice, new = choose(state, holds)
+            if new != holds:
+                replace_file(
+                    self.holds_path,
+                    lambda f: json.dump({i: [h.client, h.until] for i, h in new.items()}, f),
+                )
+        return choice, state
+
+    def _read_holds(self) -> dict[str, Hold]:
+        # Holds only steer tabs apart; an unreadable file just means none.
+        try:
+            raw = json.loads(self.holds_path.read_text(encoding="utf-8"))
+            return {str(i): Hold(str(c), float(u)) for i, (c, u) in raw.items()}
+        except (OSError, ValueError, TypeError, AttributeError):
+            return {}
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:

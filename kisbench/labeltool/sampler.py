@@ -1,65 +1,57 @@
-"""Which image comes up next: a seeded random order, without replacement, resumable.
+"""Which image comes up next: the project's seeded draw, without replacement, resumable.
 
-The order is a fixed permutation of the collection for a seed and an annotator, so a
-restart (same seed) goes on where the files say the work stopped, and two annotators
-labelling at the same time start from different ends of the collection instead of racing
-for the same image. An image handed to one browser tab is held for it for a while, so a
-second tab of the same server gets another one.
+The order is ``kisbench.sampling.draw_order`` (the thesis' protocol, which also drew the
+demo's labels, seed 2024): the next image is the first one of that order that nobody has
+labelled or skipped, so a restart goes on where the files say the work stopped, and the
+labelled ids stay the seeded sample with skipped images replaced by the next draws. An
+image handed to one browser tab is held for it for a while (``Hold``, kept in a file by
+``LabelFiles.holds`` so that every server of the collection sees it), so other tabs and
+other annotators get the images after it instead of racing for the same one.
 """
 
 from __future__ import annotations
 
-import random
-import threading
-import time
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Container, Sequence
+from dataclasses import dataclass
+
+from kisbench.sampling import draw_order
 
 HOLD_S = 15 * 60.0
 
 
-def sampling_order(image_ids: Sequence[str], seed: int, annotator: str) -> list[str]:
-    """Every image id once, in a random order fixed by ``seed`` and ``annotator``."""
-    order = sorted(image_ids)
-    # A str seed is hashed (SHA-512) by random.Random: stable across runs and machines.
-    random.Random(f"{seed}:{annotator}").shuffle(order)
-    return order
+@dataclass(frozen=True)
+class Hold:
+    client: str  # one browser tab
+    until: float  # time.time() at which the hold lapses
 
 
-class Sampler:
-    """Hands out the next free image of ``order`` to a client (one browser tab)."""
+def sampling_order(image_ids: Sequence[str], seed: int) -> list[str]:
+    """Every image id once, in the seeded draw order."""
+    return draw_order(image_ids, seed)
 
-    def __init__(
-        self,
-        order: Sequence[str],
-        *,
-        hold_s: float = HOLD_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.order = list(order)
-        self.hold_s = hold_s
-        self.clock = clock
-        self._held: dict[str, tuple[str, float]] = {}  # image id -> (client, held until)
-        self._mutex = threading.Lock()
 
-    def next(self, taken: Container[str], client: str) -> str | None:
-        """The first image that is neither taken nor held by another client; None when done.
+def next_image(
+    order: Sequence[str],
+    taken: Container[str],
+    holds: dict[str, Hold],
+    client: str,
+    *,
+    now: float,
+    hold_s: float = HOLD_S,
+) -> tuple[str | None, dict[str, Hold]]:
+    """The first image of ``order`` neither taken nor held by another client (None when
+    none is left), and the holds after this client took it.
 
-        Asking again releases what this client held before, so a reloaded tab gets the same
-        image back.
-        """
-        with self._mutex:
-            now = self.clock()
-            self._held = {
-                image_id: (holder, until)
-                for image_id, (holder, until) in self._held.items()
-                if until > now and holder != client and image_id not in taken
-            }
-            for image_id in self.order:
-                if image_id not in taken and image_id not in self._held:
-                    self._held[image_id] = (client, now + self.hold_s)
-                    return image_id
-            return None
-
-    def remaining(self, taken: Container[str]) -> int:
-        """Images not yet labelled or skipped (held ones included)."""
-        return sum(image_id not in taken for image_id in self.order)
+    Asking again releases what this client held before, so a reloaded tab gets the same
+    image back; lapsed holds and holds on taken images are dropped.
+    """
+    live = {
+        image_id: hold
+        for image_id, hold in holds.items()
+        if hold.until > now and hold.client != client and image_id not in taken
+    }
+    for image_id in order:
+        if image_id not in taken and image_id not in live:
+            live[image_id] = Hold(client, now + hold_s)
+            return image_id, live
+    return None, live

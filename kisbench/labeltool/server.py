@@ -9,6 +9,7 @@ server never grants, so another web site cannot write labels through the user's 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ from flask.typing import ResponseReturnValue
 
 from kisbench.collections import InputError
 from kisbench.labeltool.files import LabelFiles, State, Taken
-from kisbench.labeltool.sampler import Sampler, sampling_order
+from kisbench.labeltool.sampler import HOLD_S, next_image, sampling_order
+
+DEFAULT_SEED = 2024  # the seed that drew the demo collection's labels (labels/README.md)
 
 
 @dataclass(frozen=True)
@@ -30,14 +33,13 @@ class Session:
     images: dict[str, Path]  # image id -> file
     files: LabelFiles
     target: int
-    seed: int = 0
+    seed: int = DEFAULT_SEED
 
 
-def create_app(session: Session, *, hold_s: float | None = None) -> Flask:
+def create_app(session: Session, *, hold_s: float = HOLD_S) -> Flask:
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    order = sampling_order(list(session.images), session.seed, session.annotator)
-    sampler = Sampler(order) if hold_s is None else Sampler(order, hold_s=hold_s)
+    order = sampling_order(list(session.images), session.seed)
 
     def progress(state: State) -> dict[str, Any]:
         taken = state.taken()
@@ -47,7 +49,7 @@ def create_app(session: Session, *, hold_s: float | None = None) -> Flask:
             "mine": state.labels_by()[session.annotator],
             "target": session.target,
             "images": len(session.images),
-            "remaining": sampler.remaining(taken),
+            "remaining": sum(image_id not in taken for image_id in order),
         }
 
     def body() -> dict[str, Any]:
@@ -64,10 +66,13 @@ def create_app(session: Session, *, hold_s: float | None = None) -> Flask:
         return app.send_static_file("index.html")
 
     @app.get("/api/next")
-    def next_image() -> ResponseReturnValue:
+    def next_for_tab() -> ResponseReturnValue:
         client = request.args.get("client", "")
-        state = session.files.state()
-        image_id = sampler.next(state.taken(), client)
+        image_id, state = session.files.claim(
+            lambda state, holds: next_image(
+                order, state.taken(), holds, client, now=time.time(), hold_s=hold_s
+            )
+        )
         return jsonify(
             collection=session.collection,
             annotator=session.annotator,

@@ -2,8 +2,11 @@
 // The labelling page: ask the server for an image, send a label or a skip, repeat.
 
 const $ = (id) => document.getElementById(id);
-// One id per tab: the server holds the image it showed this tab, so two tabs get two images.
-const client = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+// One id per tab (sessionStorage survives a reload, not a new tab): the server holds the
+// image it showed this tab, so two tabs get two images and a reload gets the same one back.
+const client = sessionStorage.getItem("kisbench-client") ||
+  `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+sessionStorage.setItem("kisbench-client", client);
 let current = null;
 let busy = false;
 
