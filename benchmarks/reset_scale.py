@@ -39,9 +39,12 @@ def synthetic(rng: np.random.Generator, n_triplets: int, n_judgements: int, n_ex
         index=pd.Index([str(i) for i in range(n_triplets)], name="triplet_id"),
     )
     names = [f"X{i}" for i in range(n_extractors)]
-    for x in names:
-        for s in DISTANCE_SUFFIXES:
-            triplets[f"{x}_{s}"] = np.round(rng.uniform(0, 1.2, n_triplets), 6)
+    columns = {
+        f"{x}_{s}": np.round(rng.uniform(0, 1.2, n_triplets), 6)
+        for x in names
+        for s in DISTANCE_SUFFIXES
+    }
+    triplets = pd.concat([triplets, pd.DataFrame(columns, index=triplets.index)], axis=1)
     tid = rng.integers(0, n_triplets, n_judgements)
     c1_left = rng.integers(0, 2, n_judgements).astype(bool)
     c1 = triplets["candidate1_path"].to_numpy()[tid]
