@@ -31,7 +31,10 @@ def test_labels_read_with_line_numbers(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("ID,short_label,long_label\n1,a,b\n1,c,d\n", r"line 3: duplicate ID '1' \(first on line 2\)"),
+        (
+            "ID,short_label,long_label\n1,a,b\n1,c,d\n",
+            r"line 3: duplicate ID '1' \(first on line 2\)",
+        ),
         ("ID,short_label,long_label\n1,a,b\n2, ,d\n", r"line 3: empty short_label for ID '2'"),
         ("ID,short_label,long_label\n1,a,b\n,c,d\n", r"line 3: empty ID"),
         ("ID,short_label,long_label\n", "no labels"),
@@ -97,19 +100,26 @@ def project(tmp_path, repo_root) -> Path:
     vecs = rng.normal(size=(3, 4)).astype(np.float32)
     store.save(tmp_path / "data" / "features" / "tiny_clip" / "demo", ids, vecs, {"count": 3})
     for labelset in ("short", "long"):
-        store.save(tmp_path / "data" / "queries" / "tiny_clip" / "demo" / labelset,
-                   ["00000", "00099"], vecs[:2], {"truncated": 0})
+        store.save(
+            tmp_path / "data" / "queries" / "tiny_clip" / "demo" / labelset,
+            ["00000", "00099"],
+            vecs[:2],
+            {"truncated": 0},
+        )
     (tmp_path / "labels").mkdir()
-    write(tmp_path / "labels" / "demo.csv",
-          "ID,short_label,long_label\n00000,red,a red square\n00099,green,a green square\n")
+    write(
+        tmp_path / "labels" / "demo.csv",
+        "ID,short_label,long_label\n00000,red,a red square\n00099,green,a green square\n",
+    )
     return tmp_path
 
 
 def run_stage(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     repo = Path(__file__).resolve().parents[1]
     env = {"PYTHONPATH": str(repo), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, text=True,
-                          capture_output=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd, env=env, text=True, capture_output=True, timeout=120
+    )
 
 
 def test_rank_stage_refuses_a_label_outside_the_collection(project):

@@ -47,8 +47,10 @@ def test_every_expected_output(workspace):
                 queries = store.load(workspace / layout.queries_dir(m, c) / labelset)
                 assert queries.ids == labels.ids
                 assert queries.vectors.shape[-1] == images.vectors.shape[-1]
-                table = pd.read_csv(workspace / layout.ranks_dir(m, c) / f"{labelset}.csv",
-                                    dtype={"query_id": str, "target_id": str})
+                table = pd.read_csv(
+                    workspace / layout.ranks_dir(m, c) / f"{labelset}.csv",
+                    dtype={"query_id": str, "target_id": str},
+                )
                 assert table["target_id"].tolist() == labels.ids
                 assert table["rank"].between(1, len(image_ids)).all()
             curve = pd.read_csv(workspace / "plots" / "cumulative" / f"{c}-short.csv")
@@ -59,7 +61,9 @@ def test_every_expected_output(workspace):
 
 def test_metrics_in_range_and_listed_by_exp_show(workspace):
     head = json.loads((workspace / "metrics" / "kis.json").read_text())
-    values = [v for per_c in head["mrr"].values() for per_l in per_c.values() for v in per_l.values()]
+    values = [
+        v for per_c in head["mrr"].values() for per_l in per_c.values() for v in per_l.values()
+    ]
     assert values and all(0 < v <= 1 for v in values)
     details = json.loads((workspace / "metrics" / "kis_details.json").read_text())
     d = details["demo"]["short"]["tiny_clip"]
