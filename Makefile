@@ -8,21 +8,40 @@ BIN := $(CURDIR)/$(VENV)/bin
 TORCH_INDEX ?=
 # The DVC remote for push/pull/check-remote; empty: core.remote in .dvc/config.
 REMOTE ?=
-# Debian packages that the slow tests start (sshd) or drive (headless Chromium).
-SYSTEM_PACKAGES := openssh-server chromium
 
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export DVC_SITE_CACHE_DIR := $(CURDIR)/.dvc/tmp/site_cache
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: setup repro smoke test test-fast lint help check-remote push pull plots vendor-vega \
-	system-deps
+.PHONY: setup browser sshd repro smoke test test-fast lint help check-remote push pull plots \
+	vendor-vega
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-setup: $(VENV)/.installed  ## create .venv with the pinned requirements
+setup: $(VENV)/.installed browser sshd  ## create .venv with the pinned requirements (+ chromium, sshd)
+
+# Debian's chromium, for the labelling tool's browser test (tests/test_labeltool_browser.py):
+# installed with apt-get when missing and we are root; otherwise that test fails and says so.
+browser:  ## install Debian's chromium for the browser test, if missing (needs root)
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium (apt-get)"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else echo "warning: no chromium and not root: the browser test will fail;" \
+	  "run 'sudo apt-get install chromium' (or set KISBENCH_CHROMIUM=/path/to/chromium)"; fi
+
+# Debian's OpenSSH server, for the SSH round trip in tests/test_remote.py (the test starts its
+# own sshd on 127.0.0.1, nothing is enabled system-wide); installed like chromium above.
+sshd:  ## install Debian's openssh-server for the remote test, if missing (needs root)
+	@if [ -x /usr/sbin/sshd ] || command -v sshd >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's openssh-server (apt-get)"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -q --no-install-recommends openssh-server; \
+	else echo "warning: no sshd and not root: the SSH remote test will fail;" \
+	  "run 'sudo apt-get install openssh-server'"; fi
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 1; }
@@ -42,7 +61,7 @@ smoke: setup  ## the whole pipeline offline with tiny models, in .smoke/
 test: setup  ## the test suite (what CI runs)
 	HF_HUB_OFFLINE=1 python -m pytest
 
-test-fast: setup  ## the tests without the slow (pipeline, server) ones
+test-fast: setup  ## the tests without the slow (pipeline, server, browser) ones
 	HF_HUB_OFFLINE=1 python -m pytest -m "not slow"
 
 lint: setup  ## ruff
@@ -62,14 +81,3 @@ plots: setup  ## dvc plots show -> dvc_plots/index.html, which works offline
 
 vendor-vega: setup  ## re-make vendor/vega/ (offline plot page) from the pinned npm packages
 	python -m kisbench.plot_template
-
-# CI runs this before `make setup`. As root with apt-get it installs what is missing;
-# otherwise it only says what to install (the tests that need it then skip, with a reason).
-system-deps:  ## Debian packages for the slow tests: openssh-server, chromium
-	@missing=""; command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing="openssh-server"; \
-	command -v chromium >/dev/null || missing="$$missing chromium"; \
-	if [ -z "$$missing" ]; then echo "system packages present: $(SYSTEM_PACKAGES)"; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	    apt-get install -y -qq --no-install-recommends $$missing; \
-	else echo "missing:$$missing; install them as root: apt-get install$$missing"; fi

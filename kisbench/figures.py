@@ -60,3 +60,39 @@ def save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def reset_consistency(
+    table: pd.DataFrame, *, project_color: str = "tomato", paper_color: str = "royalblue"
+) -> Figure:
+    """The thesis' Figure 4.13: every extractor's variant-1 consistency with the human
+    judgements, best on top, with its bootstrap CI; this project's models highlighted.
+
+    ``table`` has columns extractor, source ("project" or "paper"), consistency_v1,
+    v1_low, v1_high.
+    """
+    t = table.sort_values("consistency_v1", ascending=True, kind="stable")
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.26 * len(t)), constrained_layout=True)
+    y = range(len(t))
+    colors = [project_color if s == "project" else paper_color for s in t["source"]]
+    value = t["consistency_v1"].to_numpy()
+    err = [value - t["v1_low"].to_numpy(), t["v1_high"].to_numpy() - value]
+    ax.barh(y, value, color=colors, xerr=err, ecolor="black", capsize=2, height=0.75)
+    ax.set_yticks(list(y), t["extractor"].tolist(), fontsize="small")
+    ax.set_ylim(-0.6, len(t) - 0.4)
+    for tick, source in zip(ax.get_yticklabels(), t["source"], strict=True):
+        if source == "project":
+            tick.set_fontweight("bold")
+    low = min(0.5, float(t["v1_low"].min(skipna=True) if t["v1_low"].notna().any() else 0.5))
+    high = float(t["v1_high"].max(skipna=True)) if t["v1_high"].notna().any() else value.max()
+    ax.set_xlim(max(0.0, low - 0.02), min(1.0, max(high, value.max()) + 0.03))
+    ax.axvline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("share of non-indifferent judgements where the extractor agrees (95% CI)")
+    ax.set_title("RESET: agreement of image-image similarity with human judgements")
+    ax.grid(axis="x", alpha=0.3)
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, color=project_color, label="this project's models"),
+        plt.Rectangle((0, 0), 1, 1, color=paper_color, label="RESET's extractors"),
+    ]
+    ax.legend(handles=handles, loc="lower right", fontsize="small")
+    return fig

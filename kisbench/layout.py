@@ -51,3 +51,14 @@ def parse_curve_name(path: Path) -> tuple[str, str]:
 TINY_MODELS = DATA / "models"
 METRICS = Path("metrics")
 FIGURES = Path("plots") / "figures"
+
+
+def reset_distances_dir(model: str, collection: str) -> Path:
+    """One model's RESET triplet distances (reset-distances stage): distances.csv, info.json."""
+    return RESET_DISTANCES / model / collection
+
+
+RESET_DISTANCES = DATA / "reset_distances"
+RESET_EXTENDED = DATA / "reset_results" / "triplets_extended.csv"
+RESET_TABLE = Path("plots") / "reset" / "consistency.csv"
+RESET_FIGURE = FIGURES / "reset_consistency.png"

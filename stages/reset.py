@@ -1,0 +1,107 @@
+"""DVC stage reset: consistency of every extractor with RESET's human judgements."""
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from kisbench import layout
+from kisbench.cli import clear_errors
+from kisbench.figures import reset_consistency, save
+from kisbench.params import load_params
+from kisbench.reset import evaluate, extend_triplets, json_safe
+from kisbench.reset_data import (
+    ResetSettings,
+    extractors,
+    read_distances,
+    read_judgements,
+    read_participants,
+    read_triplets,
+)
+from kisbench.store import write_json
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+@clear_errors
+def main(
+    collection: str = typer.Option(..., help="RESET keyframe collection (params `run.reset`)."),
+    params: Path = typer.Option(Path("params.yaml"), help="Parameters file."),
+    distances: Path = typer.Option(layout.RESET_DISTANCES, help="reset-distances outputs."),
+    metrics: Path = typer.Option(layout.METRICS, help="Folder for reset.json, reset_details.json."),
+    table: Path = typer.Option(layout.RESET_TABLE, help="Consistency table (CSV)."),
+    figure: Path = typer.Option(layout.RESET_FIGURE, help="Bar chart (PNG)."),
+    extended: Path = typer.Option(layout.RESET_EXTENDED, help="Extended triplets file (CSV)."),
+) -> None:
+    """Score RESET's extractors and the models in `reset.models` against the judgements."""
+    s = ResetSettings.from_params(load_params(params))
+    participants = read_participants(s.participants)
+    judgements = read_judgements(s.judgements)
+    triplets = read_triplets(s.triplets)
+    names = extractors(triplets, s.models, s.triplets)
+    per_model, infos = {}, {}
+    for model in s.models:
+        folder = distances / model / collection
+        per_model[model], infos[model] = read_distances(folder, model, triplets.index)
+    ext = extend_triplets(triplets, per_model)
+    result = evaluate(
+        judgements,
+        participants,
+        ext,
+        names,
+        project=s.models,
+        ties=s.ties,
+        min_judgements=s.min_judgements,
+        n_boot=s.bootstrap,
+        seed=s.seed,
+    )
+    missing = sorted({k for i in infos.values() for k in i["missing_keyframes"]})
+    details = {
+        "settings": {
+            "collection": collection,
+            "ties": s.ties,
+            "min_judgements": s.min_judgements,
+            "bootstrap": s.bootstrap,
+            "seed": s.seed,
+        },
+        "counts": result.counts,
+        "missing_keyframes": {
+            "count": len(missing),
+            "names": missing,
+            "by_model": {m: i["missing_keyframes"] for m, i in infos.items()},
+        },
+        "models": {m: i["embeddings"] for m, i in infos.items()},
+        "extractors": result.scores,
+    }
+    for path in (table, extended):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    _write_csv(result.table, table, index=False, float_format="%.6g")
+    _write_csv(ext, extended, index=True)
+    write_json(metrics / "reset_details.json", json_safe(details))
+    write_json(metrics / "reset.json", json_safe(result.headline(missing_keyframes=len(missing))))
+    save(reset_consistency(result.table), figure)
+    c = result.counts
+    typer.echo(
+        f"{c['judgements']} judgements: {c['unknown_user']} of unknown users, "
+        f"{c['unknown_triplet']} of unknown triplets, {c['display_mismatch']} with an unknown "
+        f"display order, {c['missing_keyframe']} with a keyframe without an embedding "
+        f"({len(missing)} keyframe(s)), {c['missing_distance']} with an empty distance in "
+        f"the triplets file; {c['variant1_judgements']} "
+        f"non-indifferent judgements, {c['variant2_triplets']} triplets for variant 2"
+    )
+    for row in result.table.head(10).itertuples():
+        typer.echo(f"  {row.consistency_v1:.3f}  {row.extractor} ({row.source})")
+    typer.echo(f"wrote {metrics / 'reset.json'}, {table}, {figure}, {extended}")
+
+
+def _write_csv(df: pd.DataFrame, path: Path, **kwargs: object) -> None:
+    """Temp file, then rename: a reader never sees half a table."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    df.to_csv(tmp, **kwargs)
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    app()

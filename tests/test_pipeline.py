@@ -1,0 +1,93 @@
+"""The real `dvc repro` of the smoke configuration, in a temporary copy of the repository."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from kisbench import layout, store
+from kisbench.collections import list_images, read_labels
+from kisbench.smoke import dvc, git, make_workspace
+
+pytestmark = pytest.mark.slow
+
+
+def ran(proc) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", proc.stdout + proc.stderr))
+
+
+@pytest.fixture(scope="module")
+def workspace(repo_root, tmp_path_factory) -> Path:
+    overrides = yaml.safe_load((repo_root / "params.smoke.yaml").read_text())
+    ws = make_workspace(repo_root, tmp_path_factory.mktemp("pipeline") / "ws", overrides)
+    proc = dvc(ws, "repro", check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return ws
+
+
+def test_every_expected_output(workspace):
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    models, collections = params["run"]["models"], params["run"]["collections"]
+    for c in collections:
+        image_ids, _ = list_images(workspace / layout.images_dir(c))
+        labels = read_labels(workspace / layout.labels_path(c))
+        for m in models:
+            images = store.load(workspace / layout.features_dir(m, c))
+            assert images.ids == image_ids
+            norms = np.linalg.norm(np.asarray(images.vectors, dtype=np.float64), axis=-1)
+            np.testing.assert_allclose(norms, 1.0, atol=1e-3)
+            assert images.meta["count"] == len(image_ids) and images.meta["key"] == m
+            for labelset in labels.labelsets:
+                queries = store.load(workspace / layout.queries_dir(m, c) / labelset)
+                assert queries.ids == labels.ids
+                assert queries.vectors.shape[-1] == images.vectors.shape[-1]
+                table = pd.read_csv(
+                    workspace / layout.ranks_dir(m, c) / f"{labelset}.csv",
+                    dtype={"query_id": str, "target_id": str},
+                )
+                assert table["target_id"].tolist() == labels.ids
+                assert table["rank"].between(1, len(image_ids)).all()
+            curve = pd.read_csv(workspace / "plots" / "cumulative" / f"{c}-short.csv")
+            assert curve["k"].tolist() == list(range(1, len(image_ids) + 1))
+            assert curve[m].is_monotonic_increasing and curve[m].iloc[-1] == 1.0
+    assert (workspace / "plots" / "figures" / "cumulative.png").stat().st_size > 10_000
+
+
+def test_metrics_in_range_and_listed_by_exp_show(workspace):
+    head = json.loads((workspace / "metrics" / "kis.json").read_text())
+    values = [
+        v for per_c in head["mrr"].values() for per_l in per_c.values() for v in per_l.values()
+    ]
+    assert values and all(0 < v <= 1 for v in values)
+    details = json.loads((workspace / "metrics" / "kis_details.json").read_text())
+    d = details["demo"]["short"]["tiny_clip"]
+    assert d["queries"] == 100 and d["images"] == 255
+    assert d["mrr"]["low"] <= d["mrr"]["value"] <= d["mrr"]["high"]
+    shown = json.loads(dvc(workspace, "exp", "show", "--json").stdout)
+    text = json.dumps(shown)
+    assert "metrics/kis.json" in text and str(values[0]) in text
+
+
+def test_second_repro_runs_nothing(workspace):
+    proc = dvc(workspace, "repro")
+    assert ran(proc) == set(), proc.stdout
+
+
+def test_changing_one_label_reruns_only_the_query_side(workspace):
+    path = workspace / "labels" / "demo.csv"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    row = lines[1].split(",", 2)
+    lines[1] = f"{row[0]},a completely different short query,{row[2]}"
+    path.write_text("".join(lines), encoding="utf-8")
+    proc = dvc(workspace, "repro")
+    stages = ran(proc)
+    assert "embed-queries@tiny_clip-demo" in stages
+    assert "rank@tiny_clip-demo" in stages and "evaluate" in stages
+    assert not any(s.startswith("embed-images") for s in stages), stages
+    git(workspace, "checkout", "--", "labels/demo.csv")
