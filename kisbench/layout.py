@@ -34,6 +34,13 @@ def ranks_dir(model: str, collection: str) -> Path:
 
 RANKS_INFO = "info.json"
 
+FUSION = DATA / "fusion"
+
+
+def fusion_path(collection: str, labelset: str, root: Path = FUSION) -> Path:
+    """Per-query ranks of every fused retriever (and each model alone, and the oracle)."""
+    return Path(root) / collection / f"{labelset}.csv"
+
 
 CURVES = Path("plots") / "cumulative"
 
@@ -51,3 +58,9 @@ def parse_curve_name(path: Path) -> tuple[str, str]:
 TINY_MODELS = DATA / "models"
 METRICS = Path("metrics")
 FIGURES = Path("plots") / "figures"
+REPORT = Path("reports") / "report.md"
+
+
+def figure_name(kind: str, collection: str, labelset: str) -> str:
+    """``pairs-demo-short.png``: one figure of a kind per collection and labelset."""
+    return f"{kind}-{collection}-{labelset}.png"
