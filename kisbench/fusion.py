@@ -211,10 +211,11 @@ def _fuse_block(
         terms = [normalise(raw[i], method, rrf_k=rrf_k) for i in range(len(models))]
         for members in groups:
             first, *rest = (models.index(m) for m in members)
-            fused, tolerance = terms[first][0].copy(), terms[first][1].copy()
-            for i in rest:
-                fused += terms[i][0]
-                tolerance += terms[i][1]
+            fused, tolerance = terms[first]
+            for n, i in enumerate(rest):
+                # The first addition makes a new array, so the terms are never modified.
+                fused = fused + terms[i][0] if n == 0 else np.add(fused, terms[i][0], out=fused)
+                tolerance = tolerance + terms[i][1]
             ranks = target_ranks(fused, targets, tolerance)
             out.append((method, members_name(members), ranks))
     return pd.DataFrame(
@@ -258,17 +259,18 @@ def summary(
 
 def headline_table(table: pd.DataFrame, models: list[str], headline: str) -> dict:
     """For ``metrics/fusion.json``: per collection and labelset, the headline metric of the
-    best model alone, and of all models fused by each method and by the oracle. A handful
-    of numbers, so that ``dvc exp show`` stays readable; every retriever is in the CSV."""
+    best model alone (``best_model``), and of all models fused by the oracle and by each
+    method (``oracle_all``, ``rrf_all``, ...). A handful of numbers, so that ``dvc exp
+    show`` stays readable; every retriever is in the CSV."""
     everyone = members_name(tuple(models))
     pick = max if headline not in LOWER_IS_BETTER else min
     out: dict = {}
     for (collection, labelset), group in table.groupby(["collection", "labelset"], sort=False):
         singles = group[group["method"] == "single"][headline]
-        entry = {"best_single": round(float(pick(singles)), 6)}
+        entry = {"best_model": round(float(pick(singles)), 6)}
         fused = group[group["members"] == everyone]
         for method, v in zip(fused["method"], fused[headline], strict=True):
             if method != "single":
-                entry[method] = round(float(v), 6)
+                entry[f"{method}_all"] = round(float(v), 6)
         out.setdefault(collection, {})[labelset] = entry
     return {headline: out}

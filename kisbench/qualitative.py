@@ -131,10 +131,14 @@ def examples_figure(
     """
     models = list(examples[0].ranks) if examples else []
     rows = max(len(models), 1)
-    block = 1.25 * rows + 0.7  # inches per example
-    fig = plt.figure(figsize=(1.3 * top + 3.4, block * max(len(examples), 1) + 0.5))
+    row_in = 1.25  # inches per model row
+    texts = [textwrap.fill(f'{ex.query_id}: "{ex.text}"', width=int(17 * top)) for ex in examples]
+    # Each block: its text (0.15 inch a line), the column numbers, then the model rows.
+    heads = [0.35 + 0.15 * (t.count("\n") + 1) for t in texts]
+    height = 0.5 + sum(heads) + row_in * rows * len(examples)
+    fig = plt.figure(figsize=(1.3 * top + 3.4, height))
     if title:
-        fig.suptitle(title, fontsize=12, y=1 - 0.2 / fig.get_figheight())
+        fig.suptitle(title, fontsize=12, y=1 - 0.2 / height)
     cache: dict[str, np.ndarray] = {}
 
     def cell(image_id: str) -> np.ndarray:
@@ -142,13 +146,13 @@ def examples_figure(
             cache[image_id] = thumbnail(images.get(image_id))
         return cache[image_id]
 
-    height = fig.get_figheight()
-    for e, ex in enumerate(examples):
-        y_top = 1 - (0.5 + e * block) / height  # figure fraction at this block's top
-        text = textwrap.fill(f'{ex.query_id}: "{ex.text}"', width=int(17 * top))
+    top_in = 0.5  # inches from the figure's top to this block
+    for ex, text, head in zip(examples, texts, heads, strict=True):
+        y_top = 1 - top_in / height
         fig.text(0.01, y_top - 0.05 / height, text, fontsize=8.5, va="top")
-        row_h = 1.25 / height
-        first = y_top - 0.7 / height
+        row_h = row_in / height
+        first = y_top - head / height
+        top_in += head + row_in * rows
         target_ax = fig.add_axes(
             (0.01, first - rows * row_h + 0.05 / height, 0.2, rows * row_h - 0.1 / height)
         )

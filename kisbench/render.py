@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -75,7 +76,7 @@ def rank_frame(by_model: dict[str, RankSet], models: list[str], where: str) -> p
 
 def fused_ranks(
     path: Path, pairs: list[tuple[str, str]], query_ids: pd.Index
-) -> dict[tuple[str, str], dict[str, pd.Series]]:
+) -> dict[tuple[str, str], dict[str, np.ndarray]]:
     """Per pair, each fusion method's per-query ranks from the fusion stage's table
     (whose ``members`` column is ``a+b``, in the experiment's model order)."""
     if not path.is_file():
@@ -155,7 +156,8 @@ def render(
                 f"{report.name(settings.headline)}",
             )
             name = layout.figure_name("pairs", collection, labelset)
-            written[name] = figures.save(fig, out / name)
+            # A large figure already: 100 dpi keeps it readable and quicker to draw.
+            written[name] = figures.save(fig, out / name, dpi=100)
         chosen = choose_examples(frame, settings)
         if chosen:
             if collection not in image_paths:

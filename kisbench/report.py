@@ -202,8 +202,8 @@ def build(inputs: Inputs, where: Path) -> str:
                 out.append(f"#### Pairs of the top {len(top)} models\n\n")
                 out.append(_pairs(pairs, inputs.headline) + "\n")
                 out.append(
-                    "Above the diagonal: per-query ranks of two models (log-log; on the red "
-                    "line both give the same rank). Below: their cumulative curves, the "
+                    "Above the diagonal: per-query ranks of two models (log-log; on the "
+                    "diagonal both give the same rank). Below: their cumulative curves, the "
                     "oracle and the fused retrievers.\n\n"
                 )
                 name_ = f"pairs-{collection}-{labelset}.png"

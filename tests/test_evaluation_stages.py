@@ -95,8 +95,8 @@ def test_stages_end_to_end(project):
         assert gain == pytest.approx(mrr[(m, "long")] - mrr[(m, "short")], abs=1e-5)
 
     fused = json.loads((project / "metrics/fusion.json").read_text())["mrr"]["toy"]["short"]
-    assert set(fused) == {"best_single", "oracle", "rrf", "zscore"}
-    assert fused["best_single"] == pytest.approx(max(mrr[(m, "short")] for m in MODELS), abs=1e-6)
+    assert set(fused) == {"best_model", "oracle_all", "rrf_all", "zscore_all"}
+    assert fused["best_model"] == pytest.approx(max(mrr[(m, "short")] for m in MODELS), abs=1e-6)
     table = pd.read_csv(layout.fusion_path("toy", "short"), dtype={"query_id": str})
     assert set(table.members) == {*MODELS, "good+fair", "good+weak", "fair+weak", "good+fair+weak"}
 
