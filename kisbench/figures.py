@@ -73,7 +73,15 @@ def cumulative_grid(
             ax.set_xlabel("rank k")
             ax.set_ylabel("share of queries with target in top k")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize="small", loc="lower right")
+    # One legend for all panels (a model has one colour everywhere), outside the curves.
+    handles, labels = [], []
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            if line.get_label() not in labels:
+                handles.append(line)
+                labels.append(line.get_label())
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6))
     return fig
 
 
