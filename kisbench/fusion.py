@@ -13,9 +13,10 @@ complementary ranks). The target's rank in a fused list follows ``kisbench.ranki
 pessimistic tie policy, with the tolerance carried through each normalisation.
 
 Memory: every model's (queries x images) float32 scores are computed once and kept in RAM,
-or in a temporary memory-mapped file when they exceed the budget; queries are then fused in
-blocks that fit the budget. One query row over all models must fit (12 bytes per image and
-model: 120 MB for 1,000,000 images and 10 models).
+or written to a temporary memory-mapped file when they exceed the budget; queries are then
+fused in blocks whose terms fit the budget, so the peak is about twice the budget. One query
+row over all models must fit (12 bytes per image and model: 120 MB for 1,000,000 images and
+10 models).
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ def fuse(
                 Path(tmp) / "scores.npy", mode="w+", dtype=np.float32, shape=shape
             )
         for i in range(len(models)):
-            raw[i] = score_matrix(inputs.queries[i], inputs.images[i], device=device)
+            score_matrix(inputs.queries[i], inputs.images[i], device=device, out=raw[i])
         # Per query row: raw scores plus one float64 term array per model.
         per_query = len(models) * n * (4 + 8) + n * 8
         block = max(1, budget_bytes // per_query)

@@ -62,5 +62,6 @@ REPORT = Path("reports") / "report.md"
 
 
 def figure_name(kind: str, collection: str, labelset: str) -> str:
-    """``pairs-demo-short.png``: one figure of a kind per collection and labelset."""
-    return f"{kind}-{collection}-{labelset}.png"
+    """``pairs/demo-short.png``: one figure of a kind per collection and labelset, in a
+    folder per kind (relative to ``FIGURES``)."""
+    return f"{kind}/{collection}-{labelset}.png"

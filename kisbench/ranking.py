@@ -151,11 +151,13 @@ def score_matrix(
     *,
     device: str = "cpu",
     chunk_bytes: int = 256 * 2**20,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Every query's score for every image, (M, N) float32, images read chunk by chunk.
 
     The same scoring as ``rank_targets`` (a multi-vector image scores its best vector), for
     callers that need whole score rows (score fusion) rather than the target's rank alone.
+    ``out`` (e.g. a memory map) receives the scores instead of a new array.
     """
     if queries.ndim != 2 or images.ndim not in (2, 3) or images.shape[-1] != queries.shape[1]:
         raise ValueError(f"shape mismatch: queries {queries.shape}, images {images.shape}")
@@ -164,7 +166,8 @@ def score_matrix(
     n, m = len(images), len(queries)
     per_image = m * (images.shape[1] if images.ndim == 3 else 1) * 4
     chunk = max(1, min(n, chunk_bytes // max(per_image, 1)))
-    out = np.empty((m, n), dtype=np.float32)
+    if out is None:
+        out = np.empty((m, n), dtype=np.float32)
     for start in range(0, n, chunk):
         block = _tensor(images[start : start + chunk], dev)
         out[:, start : start + len(block)] = _scores(q, block).cpu().numpy()

@@ -1,7 +1,7 @@
 """Every figure and the report of an experiment, from the evaluate and fusion outputs.
 
 Figures (``plots/figures/``): ``cumulative.png`` (all graphs), and per collection and
-labelset ``pairs-C-L.png`` (the N x N grid of the top N models) and ``examples-C-L.png``
+labelset ``pairs/C-L.png`` (the N x N grid of the top N models) and ``examples/C-L.png``
 (the qualitative figure). The report (``reports/report.md``) links them.
 """
 
@@ -119,6 +119,8 @@ def render(
     """Draw every figure into ``out`` and write the report; returns the files written."""
     sets = load_rank_sets(settings.models, settings.collections)
     graphs = _graphs(sets)
+    for kind in ("pairs", "examples"):  # DVC outputs: present even when empty (one model)
+        (out / kind).mkdir(parents=True, exist_ok=True)
     colors = figures.model_colors(settings.palette)
     written: dict[str, Path] = {}
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from kisbench.layout import figure_name
 from kisbench.metrics import LOWER_IS_BETTER, RECALL_KS, chance_levels
 
 NAMES = {"mrr": "MRR", "median_rank": "median rank", "mean_rank": "mean rank"}
@@ -184,8 +185,8 @@ def build(inputs: Inputs, where: Path) -> str:
         chance = chance_levels(n)
         out.append(f"## Collection `{collection}`: {n} images\n\n")
         out.append(
-            f"Chance level (a random ranking of {n} images): MRR {chance['mrr']:.3f}, "
-            + ", ".join(f"R@{k} {chance[f'r@{k}']:.3f}" for k in RECALL_KS)
+            f"Chance level (a random ranking of {n} images): MRR {chance['mrr']:.3g}, "
+            + ", ".join(f"R@{k} {chance[f'r@{k}']:.3g}" for k in RECALL_KS)
             + f", median rank {chance['median_rank']:.1f}. "
             f"Models marked (chance level) are not better than that: their {h} interval "
             "reaches the chance value.\n\n"
@@ -206,7 +207,7 @@ def build(inputs: Inputs, where: Path) -> str:
                     "diagonal both give the same rank). Below: their cumulative curves, the "
                     "oracle and the fused retrievers.\n\n"
                 )
-                name_ = f"pairs-{collection}-{labelset}.png"
+                name_ = figure_name("pairs", collection, labelset)
                 out.append(_figure(inputs, name_, "pairwise grid", where))
             fusion = inputs.fusion
             if len(fusion):
@@ -217,7 +218,7 @@ def build(inputs: Inputs, where: Path) -> str:
                 out.append("#### Fusion\n\n")
                 out.append(_fusion(fusion, top, inputs.headline) + "\n")
                 out.append("Every pair of the experiment's models is in `metrics/fusion.csv`.\n\n")
-            name_ = f"examples-{collection}-{labelset}.png"
+            name_ = figure_name("examples", collection, labelset)
             if name_ in inputs.figures:
                 out.append("#### Examples: queries where two models disagree most\n\n")
                 out.append(_figure(inputs, name_, "examples", where))

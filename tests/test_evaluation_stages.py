@@ -100,21 +100,22 @@ def test_stages_end_to_end(project):
     table = pd.read_csv(layout.fusion_path("toy", "short"), dtype={"query_id": str})
     assert set(table.members) == {*MODELS, "good+fair", "good+weak", "fair+weak", "good+fair+weak"}
 
-    figures = sorted(p.name for p in (project / layout.FIGURES).iterdir())
+    root = project / layout.FIGURES
+    figures = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
     assert figures == [
         "cumulative.png",
-        "examples-toy-long.png",
-        "examples-toy-short.png",
-        "pairs-toy-long.png",
-        "pairs-toy-short.png",
+        "examples/toy-long.png",
+        "examples/toy-short.png",
+        "pairs/toy-long.png",
+        "pairs/toy-short.png",
     ]
     report = (project / layout.REPORT).read_text()
     chance = np.mean(1 / np.arange(1, N_IMAGES + 1))
-    assert f"random ranking of {N_IMAGES} images): MRR {chance:.3f}" in report
+    assert f"random ranking of {N_IMAGES} images): MRR {chance:.3g}" in report
     short = report[report.index("short labels (12 queries)") :]
     order = [short.index(f"| {m}") for m in sorted(MODELS, key=lambda m: -mrr[(m, "short")])]
     assert order == sorted(order)  # models listed best first
-    assert "](../plots/figures/pairs-toy-short.png)" in report
+    assert "](../plots/figures/pairs/toy-short.png)" in report
     assert "long over short labels" in report
 
 
@@ -127,3 +128,18 @@ def test_evaluate_names_the_missing_ranks(project):
 def test_help_of_new_stages():
     for app in (fusion.app, render.app, evaluate.app):
         assert runner.invoke(app, ["--help"]).exit_code == 0
+
+
+def test_one_model_experiment(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["run"]["models"] = ["fair"]
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    invoke(rank.app, "--model", "fair", "--collection", "toy")
+    for app in (evaluate.app, fusion.app, render.app):
+        invoke(app)
+    assert pd.read_csv(project / "metrics/pairs.csv").empty
+    assert list((project / layout.FIGURES / "pairs").iterdir()) == []  # nothing to pair
+    # examples fall back to the queries the model ranks worst
+    assert (project / layout.FIGURES / "examples" / "toy-short.png").is_file()
+    report = (project / layout.REPORT).read_text()
+    assert "Pairs of the top" not in report and "| 1 | fair" in report

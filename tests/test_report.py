@@ -57,20 +57,20 @@ def test_report_orders_models_marks_chance_and_links_figures(tmp_path):
         ],
         columns=["collection", "labelset", "members", "method", "mrr", "mrr_low", "mrr_high"],
     )
-    figure = tmp_path / "plots" / "figures" / "pairs-toy-short.png"
+    figure = tmp_path / "plots" / "figures" / "pairs" / "toy-short.png"
     inputs = report.Inputs(
         details=details,
         pairs=pairs,
         gains=pd.DataFrame(columns=["collection"]),
         fusion=fusion,
-        figures={"pairs-toy-short.png": figure},
+        figures={"pairs/toy-short.png": figure},
     )
     text = report.build(inputs, tmp_path / "reports")
-    assert "random ranking of 100 images): MRR 0.052" in text
+    assert "random ranking of 100 images): MRR 0.0519, R@1 0.01, R@5 0.05" in text
     assert text.index("| 1 | strong |") < text.index("| 2 | weak (chance level) |")
     assert "| strong | weak | 0.400 | 0.060 | 0.340 [0.200, 0.450] | < 0.001 |" in text
     assert "| strong + weak | 0.400 | 0.420 | 0.350 [0.250, 0.450] |" in text
-    assert "](../plots/figures/pairs-toy-short.png)" in text
+    assert "](../plots/figures/pairs/toy-short.png)" in text
     written = report.write(inputs, tmp_path / "reports" / "report.md")
     assert written.read_text() == text
     assert not list(Path(tmp_path / "reports").glob(".*.tmp"))
