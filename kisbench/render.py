@@ -8,6 +8,9 @@ labelset ``pairs/C-L.png`` (the N x N grid of the top N models) and ``examples/C
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,7 @@ class Settings:
     examples: int = 3
     example_ids: list[str] = field(default_factory=list)
     top_images: int = 5
+    workers: int = 1  # processes drawing figures
 
     @classmethod
     def from_params(cls, p: dict[str, Any]) -> Settings:
@@ -56,7 +60,14 @@ class Settings:
             examples=int(rn.get("examples", 3)),
             example_ids=[str(i) for i in rn.get("example_ids") or []],
             top_images=int(rn.get("top_images", 5)),
+            workers=int(rn.get("workers") or _usable_cpus()),
         )
+
+
+def _usable_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _graphs(sets: list[RankSet]) -> dict[tuple[str, str], dict[str, RankSet]]:
@@ -107,6 +118,137 @@ def choose_examples(frame: pd.DataFrame, settings: Settings) -> list[str]:
     return list(worst.index[: settings.examples])
 
 
+@dataclass(frozen=True)
+class GraphJob:
+    """Everything needed to draw one collection and labelset's figures."""
+
+    collection: str
+    labelset: str
+    ranks: dict[str, np.ndarray]  # the top models, best first, aligned by query
+    values: dict[str, float]
+    n_images: int
+    fused: dict[tuple[str, str], dict[str, np.ndarray]]
+    examples: list[qualitative.Example]
+    images: dict[str, Path]
+
+
+def _jobs(
+    graphs: dict[tuple[str, str], dict[str, RankSet]], settings: Settings, fusion: Path
+) -> list[GraphJob]:
+    """Read and choose what every graph's figures show (the quick part, in this process)."""
+    jobs = []
+    image_paths: dict[str, dict[str, Path]] = {}
+    for (collection, labelset), by_model in graphs.items():
+        values = {m: value(s.ranks, settings.headline) for m, s in by_model.items()}
+        best = top_models(values, settings.top_n, settings.headline)
+        frame = rank_frame(by_model, best, f"{collection}/{labelset}")
+        pairs = [(a, b) for i, a in enumerate(best) for b in best[i + 1 :]]
+        path = layout.fusion_path(collection, labelset, fusion)
+        fused = fused_ranks(path, pairs, frame.index) if pairs else {}
+        examples = []
+        chosen = choose_examples(frame, settings)
+        if chosen:
+            if collection not in image_paths:
+                ids, paths = list_images(layout.images_dir(collection))
+                image_paths[collection] = dict(zip(ids, paths, strict=True))
+            labels = read_labels(layout.labels_path(collection))
+            texts = dict(zip(labels.ids, labels.texts[labelset], strict=True))
+            tops = {
+                m: dict(zip(by_model[m].query_ids, by_model[m].top_ids, strict=True)) for m in best
+            }
+            examples = [
+                qualitative.Example(
+                    query_id=q,
+                    text=texts.get(q, "(label not found)"),
+                    target_id=q,
+                    ranks={m: int(frame.at[q, m]) for m in best},
+                    top_ids={m: tops[m][q].split() for m in best},
+                )
+                for q in chosen
+            ]
+        jobs.append(
+            GraphJob(
+                collection,
+                labelset,
+                {m: frame[m].to_numpy() for m in best},
+                values,
+                next(iter(by_model.values())).n_images,
+                fused,
+                examples,
+                image_paths.get(collection, {}),
+            )
+        )
+    return jobs
+
+
+def draw(job: GraphJob, settings: Settings, out: Path) -> dict[str, Path]:
+    """One graph's pairwise grid and qualitative figure."""
+    colors = figures.model_colors(settings.palette)
+    written = {}
+    if len(job.ranks) >= 2:
+        fig = figures.pairwise_grid(
+            job.ranks,
+            job.n_images,
+            settings.xmax.get(job.collection, 500),
+            colors,
+            fused=job.fused,
+            values=job.values,
+            title=f"{job.collection}, {job.labelset} labels: top {len(job.ranks)} models by "
+            f"{report.name(settings.headline)}",
+        )
+        name = layout.figure_name("pairs", job.collection, job.labelset)
+        # A large figure already: 100 dpi keeps it readable and quicker to draw.
+        written[name] = figures.save(fig, out / name, dpi=100)
+    if job.examples:
+        fig = qualitative.examples_figure(
+            job.examples,
+            job.images,
+            colors,
+            top=settings.top_images,
+            title=f"{job.collection}, {job.labelset} labels",
+        )
+        name = layout.figure_name("examples", job.collection, job.labelset)
+        written[name] = figures.save(fig, out / name)
+    return written
+
+
+# Set just before worker processes fork, so that they inherit the jobs: nothing but an
+# index and the written paths cross between processes.
+_PENDING: tuple[list[GraphJob], Settings, Path] | None = None
+
+
+def _draw_pending(index: int) -> dict[str, Path]:
+    if _PENDING is None:
+        raise RuntimeError("no pending figures: call draw_all")
+    jobs, settings, out = _PENDING
+    return draw(jobs[index], settings, out)
+
+
+def draw_all(jobs: list[GraphJob], settings: Settings, out: Path) -> dict[str, Path]:
+    """Draw every graph's figures, in ``settings.workers`` forked processes where the
+    platform forks (matplotlib holds the GIL, so threads would not help)."""
+    global _PENDING
+    written: dict[str, Path] = {}
+    bar = tqdm(total=len(jobs), desc="figures", unit="graph")
+    workers = min(settings.workers, len(jobs))
+    if workers <= 1 or "fork" not in mp.get_all_start_methods():
+        for job in jobs:
+            written |= draw(job, settings, out)
+            bar.update()
+    else:
+        _PENDING = (jobs, settings, out)
+        try:
+            context = mp.get_context("fork")
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                for part in pool.map(_draw_pending, range(len(jobs))):
+                    written |= part
+                    bar.update()
+        finally:
+            _PENDING = None
+    bar.close()
+    return written
+
+
 def render(
     settings: Settings,
     *,
@@ -121,74 +263,16 @@ def render(
     graphs = _graphs(sets)
     for kind in ("pairs", "examples"):  # DVC outputs: present even when empty (one model)
         (out / kind).mkdir(parents=True, exist_ok=True)
-    colors = figures.model_colors(settings.palette)
-    written: dict[str, Path] = {}
-
     tables = {}
     for collection, labelset in graphs:
         path = curves / layout.curve_name(collection, labelset)
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found; run the evaluate stage first")
         tables[(collection, labelset)] = pd.read_csv(path)
+    colors = figures.model_colors(settings.palette)
     fig = figures.cumulative_grid(tables, settings.xmax, colors)
-    written["cumulative.png"] = figures.save(fig, out / "cumulative.png")
-
-    image_paths: dict[str, dict[str, Path]] = {}
-    for (collection, labelset), by_model in tqdm(graphs.items(), desc="figures", unit="graph"):
-        where = f"{collection}/{labelset}"
-        values = {m: value(s.ranks, settings.headline) for m, s in by_model.items()}
-        best = top_models(values, settings.top_n, settings.headline)
-        frame = rank_frame(by_model, best, where)
-        n_images = next(iter(by_model.values())).n_images
-        if len(best) >= 2:
-            pairs = [(a, b) for i, a in enumerate(best) for b in best[i + 1 :]]
-            fused = fused_ranks(
-                layout.fusion_path(collection, labelset, fusion),
-                pairs,
-                frame.index,
-            )
-            fig = figures.pairwise_grid(
-                {m: frame[m].to_numpy() for m in best},
-                n_images,
-                settings.xmax.get(collection, 500),
-                colors,
-                fused=fused,
-                values=values,
-                title=f"{collection}, {labelset} labels: top {len(best)} models by "
-                f"{report.name(settings.headline)}",
-            )
-            name = layout.figure_name("pairs", collection, labelset)
-            # A large figure already: 100 dpi keeps it readable and quicker to draw.
-            written[name] = figures.save(fig, out / name, dpi=100)
-        chosen = choose_examples(frame, settings)
-        if chosen:
-            if collection not in image_paths:
-                ids, paths = list_images(layout.images_dir(collection))
-                image_paths[collection] = dict(zip(ids, paths, strict=True))
-            labels = read_labels(layout.labels_path(collection))
-            texts = dict(zip(labels.ids, labels.texts[labelset], strict=True))
-            rows = {
-                m: dict(zip(by_model[m].query_ids, by_model[m].top_ids, strict=True)) for m in best
-            }
-            examples = [
-                qualitative.Example(
-                    query_id=q,
-                    text=texts.get(q, "(label not found)"),
-                    target_id=q,
-                    ranks={m: int(frame.at[q, m]) for m in best},
-                    top_ids={m: rows[m][q].split() for m in best},
-                )
-                for q in chosen
-            ]
-            fig = qualitative.examples_figure(
-                examples,
-                image_paths[collection],
-                colors,
-                top=settings.top_images,
-                title=f"{collection}, {labelset} labels",
-            )
-            name = layout.figure_name("examples", collection, labelset)
-            written[name] = figures.save(fig, out / name)
+    written = {"cumulative.png": figures.save(fig, out / "cumulative.png")}
+    written |= draw_all(_jobs(graphs, settings, fusion), settings, out)
 
     fusion_table = metrics / "fusion.csv"
     inputs = report.Inputs(

@@ -133,6 +133,7 @@ def test_help_of_new_stages():
 def test_one_model_experiment(project):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["run"]["models"] = ["fair"]
+    params["render"]["workers"] = 1  # the serial path (the other test draws in processes)
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     invoke(rank.app, "--model", "fair", "--collection", "toy")
     for app in (evaluate.app, fusion.app, render.app):
