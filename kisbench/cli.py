@@ -9,9 +9,16 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from kisbench.collections import InputError
-from kisbench.models.base import ModelError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """The error types that mean bad input. ModelError is looked up only if its module is
+    loaded (it cannot be raised otherwise), so that stages that never load a model do not
+    pay torch's import time."""
+    models = sys.modules.get("kisbench.models.base")
+    return (InputError, FileNotFoundError) + ((models.ModelError,) if models else ())
 
 
 def clear_errors(func: F) -> F:
@@ -21,7 +28,9 @@ def clear_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (InputError, ModelError, FileNotFoundError) as err:
+        except Exception as err:
+            if not isinstance(err, _expected_errors()):
+                raise
             print(f"error: {err}", file=sys.stderr)
             sys.exit(1)
 

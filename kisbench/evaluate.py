@@ -11,8 +11,15 @@ import numpy as np
 import pandas as pd
 
 from kisbench import layout
-from kisbench.collections import InputError
-from kisbench.metrics import cumulative_curve, summarize
+from kisbench.collections import InputError, read_labels
+from kisbench.metrics import cumulative_curve, summarize, value
+from kisbench.pairwise import (
+    GAIN_COLUMNS,
+    PAIR_COLUMNS,
+    gains_table,
+    pairs_table,
+    top_models,
+)
 
 
 @dataclass(frozen=True)
@@ -23,22 +30,44 @@ class RankSet:
     ranks: np.ndarray
     n_images: int
     truncated: int | None
+    query_ids: tuple[str, ...] = ()
+    top_ids: tuple[str, ...] = ()  # per query, the best image ids, space-separated
+
+    @property
+    def by_query(self) -> pd.Series:
+        return pd.Series(self.ranks, index=list(self.query_ids), name=self.model)
+
+
+def labelset_order(collection: str) -> list[str]:
+    """Labelsets in the column order of the labels file (short before long in the thesis')."""
+    return read_labels(layout.labels_path(collection)).labelsets
+
+
+def _ordered(tables: list[Path], order: list[str]) -> list[Path]:
+    """Ranks tables in labels-file order; any other table after them, by name."""
+    position = {name: i for i, name in enumerate(order)}
+    return sorted(tables, key=lambda p: (position.get(p.stem, len(order)), p.stem))
 
 
 def load_rank_sets(models: list[str], collections: list[str]) -> list[RankSet]:
-    """Every (model, collection, labelset) ranks table of the experiment; all must exist."""
+    """Every (model, collection, labelset) ranks table of the experiment; all must exist.
+
+    Labelsets come in the order of the collection's labels file, so every table and figure
+    shows them in that order.
+    """
     out: list[RankSet] = []
     missing: list[str] = []
     for collection in collections:
+        order = labelset_order(collection)
         for model in models:
             folder = layout.ranks_dir(model, collection)
-            tables = sorted(folder.glob("*.csv")) if folder.is_dir() else []
+            tables = _ordered(list(folder.glob("*.csv")), order) if folder.is_dir() else []
             if not tables:
                 missing.append(str(folder))
                 continue
             info = json.loads((folder / layout.RANKS_INFO).read_text(encoding="utf-8"))
             for path in tables:
-                df = pd.read_csv(path, dtype={"query_id": str, "target_id": str})
+                df = pd.read_csv(path, dtype={"query_id": str, "target_id": str, "top_ids": str})
                 labelset = path.stem
                 out.append(
                     RankSet(
@@ -48,6 +77,8 @@ def load_rank_sets(models: list[str], collections: list[str]) -> list[RankSet]:
                         df["rank"].to_numpy(),
                         int(info["images"]),
                         info["truncated"].get(labelset),
+                        tuple(df["query_id"]),
+                        tuple(df["top_ids"].fillna("")),
                     )
                 )
     if missing:
@@ -92,6 +123,60 @@ def evaluate(
             table[model] = np.round(curve, 6)
         tables[key] = table
     return {headline: head}, details, tables
+
+
+def compare(
+    sets: list[RankSet],
+    *,
+    headline: str = "mrr",
+    top_n: int = 5,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Paired comparisons: every pair of the ``top_n`` models of each (collection,
+    labelset) by the headline metric, and every model's gain of each labelset over the
+    first one of its collection. Both tables use the headline metric."""
+    graphs: dict[tuple[str, str], dict[str, RankSet]] = {}
+    for s in sets:
+        graphs.setdefault((s.collection, s.labelset), {})[s.model] = s
+    pairs = []
+    for (collection, labelset), by_model in graphs.items():
+        values = {m: value(s.ranks, headline) for m, s in by_model.items()}
+        best = top_models(values, top_n, headline)
+        ranks = {m: by_model[m].by_query for m in best}
+        pairs.append(
+            pairs_table(
+                ranks,
+                best,
+                metric=headline,
+                n_boot=n_boot,
+                seed=seed,
+                collection=collection,
+                labelset=labelset,
+            )
+        )
+    per_model: dict[tuple[str, str], dict[str, pd.Series]] = {}
+    for s in sets:
+        per_model.setdefault((s.collection, s.model), {})[s.labelset] = s.by_query
+    gains = [
+        gains_table(
+            by_labelset,
+            list(by_labelset),
+            metric=headline,
+            n_boot=n_boot,
+            seed=seed,
+            collection=collection,
+            model=model,
+        )
+        for (collection, model), by_labelset in per_model.items()
+        if len(by_labelset) > 1
+    ]
+    return _concat(pairs, PAIR_COLUMNS), _concat(gains, GAIN_COLUMNS)
+
+
+def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
 def write_curves(tables: dict[tuple[str, str], pd.DataFrame], folder: Path) -> list[Path]:

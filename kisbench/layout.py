@@ -34,6 +34,13 @@ def ranks_dir(model: str, collection: str) -> Path:
 
 RANKS_INFO = "info.json"
 
+FUSION = DATA / "fusion"
+
+
+def fusion_path(collection: str, labelset: str, root: Path = FUSION) -> Path:
+    """Per-query ranks of every fused retriever (and each model alone, and the oracle)."""
+    return Path(root) / collection / f"{labelset}.csv"
+
 
 CURVES = Path("plots") / "cumulative"
 
@@ -62,3 +69,10 @@ RESET_DISTANCES = DATA / "reset_distances"
 RESET_EXTENDED = DATA / "reset_results" / "triplets_extended.csv"
 RESET_TABLE = Path("plots") / "reset" / "consistency.csv"
 RESET_FIGURE = FIGURES / "reset_consistency.png"
+REPORT = Path("reports") / "report.md"
+
+
+def figure_name(kind: str, collection: str, labelset: str) -> str:
+    """``pairs/demo-short.png``: one figure of a kind per collection and labelset, in a
+    folder per kind (relative to ``FIGURES``)."""
+    return f"{kind}/{collection}-{labelset}.png"

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 RECALL_KS = (1, 5, 10, 50, 100)
+LOWER_IS_BETTER = frozenset({"median_rank", "mean_rank"})
 
 
 def cumulative_curve(ranks: np.ndarray, n_images: int) -> np.ndarray:
@@ -69,5 +70,44 @@ def summarize(
     return out
 
 
+def interval(
+    ranks: np.ndarray, name: str, *, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """One metric's percentile bootstrap interval; the same resamples as ``summarize``."""
+    r = np.asarray(ranks, dtype=np.float64)
+    boot = r[np.random.default_rng(seed).integers(0, len(r), size=(n_boot, len(r)))]
+    values = statistic(name)(boot)
+    alpha = (1 - confidence) / 2
+    return float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))
+
+
 def metric_names() -> Iterable[str]:
     return _statistics().keys()
+
+
+def statistic(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The named metric as a function of a (..., M) array of ranks, reducing the last axis."""
+    stats = _statistics()
+    if name not in stats:
+        raise ValueError(f"unknown metric {name!r}; known: {', '.join(stats)}")
+    return stats[name]
+
+
+def value(ranks: np.ndarray, name: str) -> float:
+    """The named metric of one set of ranks."""
+    return float(statistic(name)(np.asarray(ranks, dtype=np.float64)[None, :])[0])
+
+
+def chance_levels(n_images: int) -> dict[str, float]:
+    """Expected metrics when the target's rank is uniform over 1..n_images (random ranking).
+
+    R@k = k / N; MRR = H_N / N (the mean of 1/r over r = 1..N); median and mean rank (N + 1) / 2.
+    A model at these numbers has learned nothing about the queries.
+    """
+    if n_images < 1:
+        raise ValueError("a collection has at least one image")
+    out = {f"r@{k}": min(k, n_images) / n_images for k in RECALL_KS}
+    out["mrr"] = float(np.sum(1.0 / np.arange(1, n_images + 1)) / n_images)
+    out["median_rank"] = (n_images + 1) / 2
+    out["mean_rank"] = (n_images + 1) / 2
+    return out

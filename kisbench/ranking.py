@@ -143,3 +143,52 @@ def rank_table(
         },
         columns=RANK_COLUMNS,
     )
+
+
+def score_matrix(
+    queries: np.ndarray,
+    images: np.ndarray,
+    *,
+    device: str = "cpu",
+    chunk_bytes: int = 256 * 2**20,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Every query's score for every image, (M, N) float32, images read chunk by chunk.
+
+    The same scoring as ``rank_targets`` (a multi-vector image scores its best vector), for
+    callers that need whole score rows (score fusion) rather than the target's rank alone.
+    ``out`` (e.g. a memory map) receives the scores instead of a new array.
+    """
+    if queries.ndim != 2 or images.ndim not in (2, 3) or images.shape[-1] != queries.shape[1]:
+        raise ValueError(f"shape mismatch: queries {queries.shape}, images {images.shape}")
+    dev = torch.device(device)
+    q = _tensor(queries, dev)
+    n, m = len(images), len(queries)
+    per_image = m * (images.shape[1] if images.ndim == 3 else 1) * 4
+    chunk = max(1, min(n, chunk_bytes // max(per_image, 1)))
+    if out is None:
+        out = np.empty((m, n), dtype=np.float32)
+    for start in range(0, n, chunk):
+        block = _tensor(images[start : start + chunk], dev)
+        out[:, start : start + len(block)] = _scores(q, block).cpu().numpy()
+    return out
+
+
+def target_ranks(
+    scores: np.ndarray, targets: np.ndarray, tolerance: float | np.ndarray = TIE_EPS
+) -> np.ndarray:
+    """The module's tie policy on whole score rows: rank of column ``targets[m]`` in row m.
+
+    1 plus the number of other columns scoring at least the target's score minus
+    ``tolerance`` (a scalar, or one value per row for scores on another scale than cosine
+    similarity); ``MISSING`` targets get ``n + 1``.
+    """
+    scores = np.asarray(scores)
+    targets = np.asarray(targets, dtype=np.int64)
+    m, n = scores.shape
+    present = targets >= 0
+    own = scores[np.arange(m), targets.clip(min=0)]
+    threshold = own - np.asarray(tolerance, dtype=scores.dtype)
+    # The target itself always passes (own >= own - tolerance), so the count is the rank.
+    counted = (scores >= threshold[:, None]).sum(axis=1)
+    return np.where(present, counted, n + 1).astype(np.int64)

@@ -112,7 +112,7 @@ def main(
     typer.echo((ws / "metrics" / "kis.json").read_text())
     typer.echo(
         f"smoke OK in {time.perf_counter() - start:.0f} s: see {out}/metrics, "
-        f"{out}/plots/cumulative, {out}/plots/figures/cumulative.png"
+        f"{out}/plots/cumulative, {out}/plots/figures/, {out}/reports/report.md"
     )
 
 

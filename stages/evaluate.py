@@ -1,4 +1,4 @@
-"""DVC stage evaluate: metrics with confidence intervals and cumulative curves."""
+"""DVC stage evaluate: metrics with confidence intervals, curves, paired comparisons."""
 
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import typer
 
 from kisbench import layout
 from kisbench.cli import clear_errors
-from kisbench.evaluate import evaluate, load_rank_sets, write_curves
+from kisbench.evaluate import compare, evaluate, load_rank_sets, write_curves
 from kisbench.params import load_params, section
 from kisbench.store import write_json
 
@@ -17,22 +17,27 @@ app = typer.Typer(add_completion=False)
 @clear_errors
 def main(
     params: Path = typer.Option(Path("params.yaml"), help="Parameters file."),
-    metrics: Path = typer.Option(layout.METRICS, help="Folder for kis.json and kis_details.json."),
+    metrics: Path = typer.Option(layout.METRICS, help="Folder for the metrics files."),
     curves: Path = typer.Option(layout.CURVES, help="Folder for the curve CSVs."),
 ) -> None:
-    """Evaluate the ranks of every model and collection of the experiment (params `run`)."""
+    """Evaluate the ranks of every model and collection of the experiment (params `run`).
+
+    Writes METRICS/kis.json (headline: one number per model, collection and labelset),
+    METRICS/kis_details.json (every metric with its 95% bootstrap CI), METRICS/pairs.csv
+    (paired tests between the top models of each graph), METRICS/gains.csv (each labelset
+    against the first, per model) and CURVES/COLLECTION-LABELSET.csv."""
     p = load_params(params)
     opts = section(p, "evaluate")
     sets = load_rank_sets(p["run"]["models"], p["run"]["collections"])
-    head, details, tables = evaluate(
-        sets,
-        headline=opts.get("headline", "mrr"),
-        n_boot=opts.get("bootstrap", 1000),
-        seed=opts.get("seed", 0),
-    )
+    stats = {"n_boot": opts.get("bootstrap", 1000), "seed": opts.get("seed", 0)}
+    headline = opts.get("headline", "mrr")
+    head, details, tables = evaluate(sets, headline=headline, **stats)
+    pairs, gains = compare(sets, headline=headline, top_n=opts.get("top_models", 5), **stats)
     write_json(metrics / "kis.json", head)
     write_json(metrics / "kis_details.json", details)
-    for path in write_curves(tables, curves):
+    pairs.to_csv(metrics / "pairs.csv", index=False, float_format="%.6g")
+    gains.to_csv(metrics / "gains.csv", index=False, float_format="%.6g")
+    for path in [*write_curves(tables, curves), metrics / "pairs.csv", metrics / "gains.csv"]:
         typer.echo(f"wrote {path}")
 
 

@@ -1,14 +1,13 @@
-"""DVC stage render: the thesis' cumulative graphs as one PNG."""
+"""DVC stage render: every figure (plots/figures/) and the report (reports/report.md)."""
 
 from pathlib import Path
 
-import pandas as pd
 import typer
 
 from kisbench import layout
 from kisbench.cli import clear_errors
-from kisbench.figures import cumulative_grid, model_colors, save
 from kisbench.params import load_params
+from kisbench.render import Settings, render
 
 app = typer.Typer(add_completion=False)
 
@@ -18,21 +17,18 @@ app = typer.Typer(add_completion=False)
 def main(
     params: Path = typer.Option(Path("params.yaml"), help="Parameters file."),
     curves: Path = typer.Option(layout.CURVES, help="Folder of the curve CSVs."),
+    metrics: Path = typer.Option(layout.METRICS, help="Folder of the evaluate/fusion tables."),
+    fusion: Path = typer.Option(layout.FUSION, help="Folder of the per-query fused ranks."),
     out: Path = typer.Option(layout.FIGURES, help="Folder for the figures."),
+    report: Path = typer.Option(layout.REPORT, help="The Markdown report to write."),
 ) -> None:
-    """Draw plots/figures/cumulative.png from the evaluate stage's curves."""
-    p = load_params(params)
-    run = p["run"]
-    tables = {}
-    for path in sorted(curves.glob("*.csv")):
-        collection, labelset = layout.parse_curve_name(path)
-        if collection in run["collections"]:
-            tables[(collection, labelset)] = pd.read_csv(path)
-    if not tables:
-        raise FileNotFoundError(f"no curve CSVs in {curves}; run the evaluate stage first")
-    xmax = {c: (p["collections"][c] or {}).get("xmax", 500) for c in run["collections"]}
-    colors = model_colors([m for m in p["models"] if m in run["models"]])
-    typer.echo(f"wrote {save(cumulative_grid(tables, xmax, colors), out / 'cumulative.png')}")
+    """Draw the cumulative curves, the pairwise grids and the qualitative figures of the
+    experiment (params `run`), and write the Markdown report that links them."""
+    settings = Settings.from_params(load_params(params))
+    for path in render(
+        settings, curves=curves, metrics=metrics, fusion=fusion, out=out, report_path=report
+    ):
+        typer.echo(f"wrote {path}")
 
 
 if __name__ == "__main__":

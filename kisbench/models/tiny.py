@@ -43,7 +43,9 @@ TINY_CLIP: dict[str, Any] = {
     },
 }
 
-TINY_MODELS: dict[str, dict[str, Any]] = {"tiny_clip": TINY_CLIP}
+# tiny_clip_b: the same architecture, other random weights, so that the smoke run has a
+# second model for the pair tests, pairwise grids and fusion.
+TINY_MODELS: dict[str, dict[str, Any]] = {"tiny_clip": TINY_CLIP, "tiny_clip_b": TINY_CLIP}
 
 
 def make_tiny_openclip(folder: Path, config: dict[str, Any], seed: int = 0) -> Path:
@@ -66,5 +68,9 @@ def make_tiny_openclip(folder: Path, config: dict[str, Any], seed: int = 0) -> P
 
 
 def make_all(root: Path, seed: int = 0) -> list[Path]:
-    """Create every tiny model under ``root``/<name>; same seed, same weights."""
-    return [make_tiny_openclip(Path(root) / name, cfg, seed) for name, cfg in TINY_MODELS.items()]
+    """Create every tiny model under ``root``/<name>; the i-th model gets seed ``seed + i``:
+    same seed, same weights."""
+    return [
+        make_tiny_openclip(Path(root) / name, cfg, seed + i)
+        for i, (name, cfg) in enumerate(TINY_MODELS.items())
+    ]

@@ -1,0 +1,70 @@
+"""DVC stage fusion: every pair of models, and all of them, fused into real retrievers."""
+
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from kisbench import layout, store
+from kisbench.cli import clear_errors
+from kisbench.evaluate import labelset_order
+from kisbench.fusion import align_inputs, fuse, headline_table, summary
+from kisbench.models.base import resolve_device
+from kisbench.params import load_params, section
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+@clear_errors
+def main(
+    params: Path = typer.Option(Path("params.yaml"), help="Parameters file."),
+    out: Path = typer.Option(layout.FUSION, help="Folder for the per-query fused ranks."),
+    metrics: Path = typer.Option(layout.METRICS, help="Folder for fusion.json and fusion.csv."),
+) -> None:
+    """Fuse the models of the experiment (params `run`) from their embeddings: reciprocal
+    rank fusion and normalised score fusion for every pair and for all models, evaluated
+    like a model. Writes OUT/COLLECTION/LABELSET.csv, METRICS/fusion.csv (every retriever,
+    every metric) and METRICS/fusion.json (all models fused: the headline metric)."""
+    p = load_params(params)
+    opts, evals = section(p, "fusion"), section(p, "evaluate")
+    headline = evals.get("headline", "mrr")
+    models, tables = p["run"]["models"], []
+    device = str(resolve_device(opts.get("device", "auto")))
+    for collection in p["run"]["collections"]:
+        images = {m: store.load(layout.features_dir(m, collection)) for m in models}
+        for labelset in labelset_order(collection):
+            queries = {m: store.load(layout.queries_dir(m, collection) / labelset) for m in models}
+            inputs = align_inputs(images, queries, where=f"{collection}/{labelset}")
+            fused = fuse(
+                inputs,
+                methods=tuple(opts.get("methods", ["rrf", "zscore", "minmax"])),
+                rrf_k=float(opts.get("rrf_k", 60)),
+                budget_bytes=int(opts.get("memory_mb", 512)) * 2**20,
+                device=device,
+                scratch=out.parent,
+                progress=f"fusion {collection}/{labelset}",
+            )
+            path = layout.fusion_path(collection, labelset, out)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fused.to_csv(path, index=False)
+            table = summary(
+                fused,
+                inputs.n_images,
+                headline=headline,
+                n_boot=evals.get("bootstrap", 1000),
+                seed=evals.get("seed", 0),
+            )
+            tables.append(table.assign(collection=collection, labelset=labelset))
+            typer.echo(f"wrote {path}")
+    table = pd.concat(tables, ignore_index=True)
+    front = ["collection", "labelset"]
+    table = table[front + [c for c in table.columns if c not in front]]
+    metrics.mkdir(parents=True, exist_ok=True)
+    table.to_csv(metrics / "fusion.csv", index=False, float_format="%.6g")
+    store.write_json(metrics / "fusion.json", headline_table(table, models, headline))
+    typer.echo(f"wrote {metrics / 'fusion.csv'}, {metrics / 'fusion.json'}")
+
+
+if __name__ == "__main__":
+    app()

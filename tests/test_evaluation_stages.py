@@ -1,0 +1,146 @@
+"""The rank -> evaluate -> fusion -> render stages on a small made-up project (no DVC)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from kisbench import layout, store
+from stages import evaluate, fusion, rank, render
+
+N_IMAGES = 30
+MODELS = ["good", "fair", "weak"]
+runner = CliRunner()
+
+
+def unit(a):
+    return (a / np.linalg.norm(a, axis=-1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = {
+        "run": {"models": MODELS, "collections": ["toy"]},
+        "models": {m: {"family": "open_clip", "model": "x"} for m in ["other", *MODELS]},
+        "collections": {"toy": {"xmax": 20}},
+        "rank": {"device": "cpu", "top_k": 10},
+        "evaluate": {"headline": "mrr", "bootstrap": 200, "seed": 0, "top_models": 2},
+        "fusion": {"methods": ["rrf", "zscore"], "device": "cpu"},
+        "render": {"examples": 2, "top_images": 3},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    rng = np.random.default_rng(0)
+    ids = [f"{i:03d}" for i in range(N_IMAGES)]
+    images = tmp_path / layout.images_dir("toy")
+    images.mkdir(parents=True)
+    for i, image_id in enumerate(ids):
+        Image.new("RGB", (20, 16), (8 * i, 90, 200 - 5 * i)).save(images / f"{image_id}.png")
+    targets = ids[:12]
+    (tmp_path / "labels").mkdir()
+    pd.DataFrame(
+        {
+            "ID": targets,
+            "short_label": [f"thing {t}" for t in targets],
+            "long_label": [f"a long text about thing {t}" for t in targets],
+        }
+    ).to_csv(tmp_path / layout.labels_path("toy"), index=False)
+    base = rng.normal(size=(N_IMAGES, 16))
+    for strength, model in zip([3.0, 1.0, 0.2], MODELS, strict=True):
+        feats = unit(base + 0.3 * rng.normal(size=base.shape))
+        store.save(layout.features_dir(model, "toy"), ids, feats, {})
+        for labelset in ("short", "long"):
+            q = unit(strength * base[:12] + rng.normal(size=(12, 16)))
+            store.save(layout.queries_dir(model, "toy") / labelset, targets, q, {})
+    return tmp_path
+
+
+def invoke(app, *args):
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+def test_stages_end_to_end(project):
+    for model in MODELS:
+        invoke(rank.app, "--model", model, "--collection", "toy")
+    invoke(evaluate.app)
+    invoke(fusion.app)
+    invoke(render.app)
+
+    # Independent MRR from the ranks tables.
+    mrr = {
+        (m, ls): float(np.mean(1 / pd.read_csv(layout.ranks_dir(m, "toy") / f"{ls}.csv")["rank"]))
+        for m in MODELS
+        for ls in ("short", "long")
+    }
+    head = json.loads((project / "metrics/kis.json").read_text())
+    assert list(head["mrr"]["toy"]) == ["short", "long"]  # labels-file order
+    for (m, ls), value in mrr.items():
+        assert head["mrr"]["toy"][ls][m] == pytest.approx(value, abs=1e-6)
+
+    pairs = pd.read_csv(project / "metrics/pairs.csv")
+    for ls in ("short", "long"):
+        best = sorted(MODELS, key=lambda m, ls=ls: -mrr[(m, ls)])[:2]
+        row = pairs[pairs.labelset == ls]
+        assert len(row) == 1  # top 2 models: one pair
+        assert [row.model_a.iloc[0], row.model_b.iloc[0]] == best
+    gains = pd.read_csv(project / "metrics/gains.csv")
+    for m in MODELS:
+        gain = gains[gains.model == m].gain.iloc[0]
+        assert gain == pytest.approx(mrr[(m, "long")] - mrr[(m, "short")], abs=1e-5)
+
+    fused = json.loads((project / "metrics/fusion.json").read_text())["mrr"]["toy"]["short"]
+    assert set(fused) == {"best_model", "oracle_all", "rrf_all", "zscore_all"}
+    assert fused["best_model"] == pytest.approx(max(mrr[(m, "short")] for m in MODELS), abs=1e-6)
+    table = pd.read_csv(layout.fusion_path("toy", "short"), dtype={"query_id": str})
+    assert set(table.members) == {*MODELS, "good+fair", "good+weak", "fair+weak", "good+fair+weak"}
+
+    root = project / layout.FIGURES
+    figures = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+    assert figures == [
+        "cumulative.png",
+        "examples/toy-long.png",
+        "examples/toy-short.png",
+        "pairs/toy-long.png",
+        "pairs/toy-short.png",
+    ]
+    report = (project / layout.REPORT).read_text()
+    chance = np.mean(1 / np.arange(1, N_IMAGES + 1))
+    assert f"random ranking of {N_IMAGES} images): MRR {chance:.3g}" in report
+    short = report[report.index("short labels (12 queries)") :]
+    order = [short.index(f"| {m}") for m in sorted(MODELS, key=lambda m: -mrr[(m, "short")])]
+    assert order == sorted(order)  # models listed best first
+    assert "](../plots/figures/pairs/toy-short.png)" in report
+    assert "long over short labels" in report
+
+
+def test_evaluate_names_the_missing_ranks(project):
+    result = runner.invoke(evaluate.app, [])
+    assert result.exit_code == 1
+    assert "data/ranks/good/toy" in result.output and "rank stages" in result.output
+
+
+def test_help_of_new_stages():
+    for app in (fusion.app, render.app, evaluate.app):
+        assert runner.invoke(app, ["--help"]).exit_code == 0
+
+
+def test_one_model_experiment(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["run"]["models"] = ["fair"]
+    params["render"]["workers"] = 1  # the serial path (the other test draws in processes)
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    invoke(rank.app, "--model", "fair", "--collection", "toy")
+    for app in (evaluate.app, fusion.app, render.app):
+        invoke(app)
+    assert pd.read_csv(project / "metrics/pairs.csv").empty
+    assert list((project / layout.FIGURES / "pairs").iterdir()) == []  # nothing to pair
+    # examples fall back to the queries the model ranks worst
+    assert (project / layout.FIGURES / "examples" / "toy-short.png").is_file()
+    report = (project / layout.REPORT).read_text()
+    assert "Pairs of the top" not in report and "| 1 | fair" in report
