@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from kisbench.collections import InputError
-from kisbench.models.base import ModelError
+from kisbench.models.spec import ModelError
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -77,6 +77,14 @@ def make_workspace(src: Path, dst: Path, overrides: dict[str, Any]) -> Path:
     return dst
 
 
+def use_lavis_venv(src: Path) -> None:
+    """The scratch copy has no .venv-lavis (it is git-ignored): point the BLIP-2 (LAVIS)
+    adapter at the repository's own."""
+    python = Path(src).absolute() / ".venv-lavis" / "bin" / "python"
+    if python.is_file():
+        os.environ.setdefault("KISBENCH_LAVIS_PYTHON", str(python))
+
+
 def dvc_env() -> dict[str, str]:
     """Environment for DVC runs: no analytics, no hub calls, the venv's python first."""
     bin_dir = str(Path(sys.executable).parent)
@@ -103,6 +111,7 @@ def main(
     """Run the whole DVC pipeline with the tiny models in a scratch copy of the repository."""
     start = time.perf_counter()
     over = yaml.safe_load(overrides.read_text(encoding="utf-8")) or {}
+    use_lavis_venv(Path.cwd())
     ws = make_workspace(Path.cwd(), out, over)
     typer.echo(f"workspace {out} ready; dvc repro ...")
     proc = dvc(ws, "repro", check=False)
