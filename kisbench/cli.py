@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -29,5 +30,8 @@ def clear_errors(func: F) -> F:
 
 
 def quiet_libraries() -> None:
-    """open_clip logs a warning per load for things that are expected here."""
+    """open_clip logs a warning per load for things that are expected here, and
+    transformers a table of the checkpoint weights a tower class does not use (BLIP-2's
+    towers each take their part of one checkpoint)."""
     logging.getLogger().setLevel(logging.ERROR)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

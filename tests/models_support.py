@@ -31,10 +31,22 @@ def images(n: int, seed: int = 0) -> list[Image.Image]:
     return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for w, h in sizes]
 
 
-def fake_hub_repo(cache: Path, repo_id: str, files: dict[str, Path], commit: str) -> Path:
+def fake_hub_repo(
+    cache: Path,
+    repo_id: str,
+    files: dict[str, Path],
+    commit: str,
+    absent: tuple[str, ...] = ("config.json",),
+) -> Path:
     """Lay ``files`` out as the Hugging Face cache does: content-addressed blobs, a
-    snapshot folder per commit with links to them, ``refs/main`` -> commit."""
+    snapshot folder per commit with links to them, ``refs/main`` -> commit, and the
+    markers of files the hub said it does not have (``absent``), which a download records."""
     base = Path(cache) / f"models--{repo_id.replace('/', '--')}"
+    no_exist = base / ".no_exist" / commit
+    no_exist.mkdir(parents=True, exist_ok=True)
+    for name in absent:
+        if name not in files:
+            (no_exist / name).touch()
     snapshot = base / "snapshots" / commit
     snapshot.mkdir(parents=True, exist_ok=True)
     for name, src in files.items():

@@ -267,11 +267,16 @@ def make_tiny_blip2_hf(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def make_tiny_blip2_lavis(folder: Path, seed: int = 0) -> Path:
-    """Tiny LAVIS BLIP-2: built by LAVIS itself, in its own virtualenv."""
-    from kisbench.models.blip2_lavis import make_tiny
+def start_tiny_blip2_lavis(folder: Path, seed: int = 0) -> Callable[[], Path]:
+    """Tiny LAVIS BLIP-2: built by LAVIS itself, in its own virtualenv (a separate process,
+    so ``make_all`` builds the others meanwhile)."""
+    from kisbench.models.blip2_lavis import start_make_tiny
 
-    return make_tiny(_fresh(folder), seed)
+    return start_make_tiny(_fresh(folder), seed)
+
+
+def make_tiny_blip2_lavis(folder: Path, seed: int = 0) -> Path:
+    return start_tiny_blip2_lavis(folder, seed)()
 
 
 TINY_MODELS: dict[str, Callable[[Path, int], Path]] = {
@@ -287,4 +292,7 @@ def make_all(root: Path, seed: int = 0, names: list[str] | None = None) -> list[
     """Create the tiny models (all, or ``names``) under ``root``/<name>; same seed, same
     weights."""
     chosen = names if names is not None else list(TINY_MODELS)
-    return [TINY_MODELS[name](Path(root) / name, seed) for name in chosen]
+    lavis = "tiny_blip2" in chosen
+    wait = start_tiny_blip2_lavis(Path(root) / "tiny_blip2", seed) if lavis else None
+    done = [TINY_MODELS[n](Path(root) / n, seed) for n in chosen if n != "tiny_blip2"]
+    return done + [wait()] if wait else done
