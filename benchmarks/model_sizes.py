@@ -51,7 +51,7 @@ def main() -> None:
     sizes = {}
     with torch.device("meta"):
         for key, name in OPEN_CLIP.items():
-            sizes[key] = count(open_clip.create_model(name, pretrained=None))
+            sizes[key] = count(open_clip.create_model(name, pretrained=None, device="meta"))
         sizes["align"] = count(AlignModel(AlignConfig()))  # defaults = kakaobrain/align-base
         cfg = Blip2Config(qformer_config={"use_qformer_text_input": True})
         sizes["blip2_itm_g"] = count(Blip2ForImageTextRetrieval(cfg))

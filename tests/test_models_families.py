@@ -103,3 +103,17 @@ def test_precision_is_honoured(precision: str, tiny_root: Path) -> None:  # noqa
         assert cosine_rows(a, b).min() > 0.98, key
         t = ["a dog on the grass"]
         assert cosine_rows(low.encode_texts(t), ref.encode_texts(t)).min() > 0.98, key
+
+
+@pytest.mark.parametrize("key", ["tiny_clip", "tiny_siglip"])
+def test_open_clip_truncation_flag_at_the_context_boundary(key: str, tiny_root: Path) -> None:  # noqa: F811
+    """Around the context length: a text is cut iff its last word does not reach the
+    library's own token ids, i.e. replacing it changes nothing ("dog" and "the" are one
+    token each in both tokenizers)."""
+    model = load_model(key, entry(key, tiny_root), device="cpu")
+    texts = ["a " * n + "dog" for n in range(40, 90)]
+    flags = model.truncated(texts)
+    for text, flag in zip(texts, flags, strict=True):
+        same = torch.equal(model.tokenizer([text]), model.tokenizer([text[:-3] + "the"]))
+        assert flag == same, text
+    assert any(flags) and not all(flags)

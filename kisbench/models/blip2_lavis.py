@@ -18,9 +18,9 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -84,6 +84,8 @@ class LavisWorker:
             text=True,
             env={**os.environ, "PYTHONWARNINGS": "ignore"},
         )
+        # ends the worker and removes the temp folder when this object goes, or at exit
+        self._finalizer = weakref.finalize(self, _shutdown, self.proc, self.tmp)
         ready = self._read()
         self.info: dict[str, Any] = ready["info"]
 
@@ -128,13 +130,18 @@ class LavisWorker:
             path.unlink(missing_ok=True)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.ask({"op": "quit"})
-                self.proc.wait(timeout=30)
-            except (ModelError, OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self._finalizer()
+
+
+def _shutdown(proc: subprocess.Popen, tmp: Path) -> None:
+    if proc.poll() is None:
+        try:  # closing stdin ends the worker's request loop
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 class Blip2LavisModel(EmbeddingModel):
@@ -164,11 +171,6 @@ class Blip2LavisModel(EmbeddingModel):
         self._transform = image_transform(info["image_size"], info["mean"], info["std"])
         if not local:
             self._weights = _hub_weights(spec)
-
-    def __del__(self) -> None:
-        worker = getattr(self, "worker", None)
-        if worker is not None and not sys.is_finalizing():
-            worker.close()
 
     @property
     def image_transform(self) -> Callable[[Image.Image], torch.Tensor]:

@@ -14,6 +14,7 @@ LAVIS prints goes to stderr. Arrays travel as ``.npy`` files (no pickle):
   embeddings, L2-normalised: ``thesis`` (B, 768), ``itc`` (B, 32, 256)
 - ``{"op": "texts", "texts": [...], "out": out.npy}`` -> ``thesis`` (T, 768), ``itc`` (T, 256)
 - ``{"op": "truncated", "texts": [...]}`` -> ``{"truncated": [bool, ...]}``
+- end of stdin: the worker exits
 
 Modes: ``thesis`` takes exactly the features the thesis code took: the unprojected first
 Q-Former query output for an image (``extract_features(...).image_embeds[:, 0, :]``) and
@@ -204,9 +205,6 @@ def serve(config: dict) -> None:
                 answer({"ok": True})
             elif request["op"] == "truncated":
                 answer({"truncated": model.truncated(request["texts"])})
-            elif request["op"] == "quit":
-                answer({"ok": True})
-                return
             else:
                 answer({"error": f"unknown op {request['op']!r}"})
         except Exception:  # noqa: BLE001 - reported to the adapter, which raises it

@@ -136,9 +136,11 @@ def lavis_needs(spec: ModelSpec) -> list[hub.Needed]:
     if spec.args.get("local_dir"):
         return []
     return [
-        hub.HubFile(LAVIS_BERT, ("config.json",)),
-        hub.HubFile(LAVIS_BERT, ("vocab.txt",)),
-        hub.HubFile(LAVIS_BERT, ("model.safetensors", "pytorch_model.bin")),
+        # what transformers 4.26 (no safetensors in .venv-lavis) fetches for it
+        *(
+            hub.HubFile(LAVIS_BERT, (name,))
+            for name in ("config.json", "vocab.txt", "tokenizer_config.json", "pytorch_model.bin")
+        ),
         *(hub.UrlFile(url, torch_hub_checkpoints() / url.rsplit("/", 1)[1]) for url in LAVIS_URLS),
     ]
 
