@@ -1,5 +1,5 @@
-"""Shared by the tests/test_models_*.py files: tiny models built once per session, a
-fabricated Hugging Face cache, and test images."""
+"""Shared by the tests/test_models_*.py files: a fabricated Hugging Face cache, test
+images, an independent cosine."""
 
 from __future__ import annotations
 
@@ -8,20 +8,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
-
-from kisbench.models.tiny import TINY_MODELS, make_all
-
-MAIN_ENV_TINY = [name for name in TINY_MODELS if name != "tiny_blip2"]
-
-
-@pytest.fixture(scope="session")
-def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny models of the main environment (LAVIS' is built by its own test module)."""
-    root = tmp_path_factory.mktemp("tiny")
-    make_all(root, seed=0, names=MAIN_ENV_TINY)
-    return root
 
 
 def images(n: int, seed: int = 0) -> list[Image.Image]:

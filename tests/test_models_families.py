@@ -13,7 +13,9 @@ import torch
 from kisbench import store
 from kisbench.extract import embed_images
 from kisbench.models import load_model
-from tests.models_support import cosine_rows, images, tiny_root  # noqa: F401
+from tests.models_support import cosine_rows, images
+
+pytest_plugins = ["tests.models_fixtures"]  # the tiny_root fixture
 
 ENTRIES = {
     "tiny_clip": {"family": "open_clip", "model": "local-dir:{root}/tiny_clip"},
@@ -29,7 +31,7 @@ def entry(key: str, root: Path) -> dict:
 
 
 @pytest.fixture(scope="module", params=list(ENTRIES))
-def loaded(request: pytest.FixtureRequest, tiny_root: Path):  # noqa: F811
+def loaded(request: pytest.FixtureRequest, tiny_root: Path):
     key = request.param
     return key, load_model(key, entry(key, tiny_root), device="cpu", precision="fp32")
 
@@ -91,7 +93,7 @@ def test_truncation_reported_exactly_when_the_tail_is_ignored(loaded) -> None:
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_precision_is_honoured(precision: str, tiny_root: Path) -> None:  # noqa: F811
+def test_precision_is_honoured(precision: str, tiny_root: Path) -> None:
     for key in ENTRIES:
         low = load_model(key, entry(key, tiny_root), device="cpu", precision=precision)
         ref = load_model(key, entry(key, tiny_root), device="cpu", precision="fp32")
@@ -106,7 +108,7 @@ def test_precision_is_honoured(precision: str, tiny_root: Path) -> None:  # noqa
 
 
 @pytest.mark.parametrize("key", ["tiny_clip", "tiny_siglip"])
-def test_open_clip_truncation_flag_at_the_context_boundary(key: str, tiny_root: Path) -> None:  # noqa: F811
+def test_open_clip_truncation_flag_at_the_context_boundary(key: str, tiny_root: Path) -> None:
     """Around the context length: a text is cut iff its last word does not reach the
     library's own token ids, i.e. replacing it changes nothing ("dog" and "the" are one
     token each in both tokenizers)."""

@@ -17,7 +17,9 @@ import pytest
 import yaml
 
 from kisbench.models import hub
-from tests.models_support import fake_hub_repo, tiny_root  # noqa: F401
+from tests.models_support import fake_hub_repo
+
+pytest_plugins = ["tests.models_fixtures"]  # the tiny_root fixture
 
 REAL_MODELS = yaml.safe_load(Path("params.yaml").read_text())["run"]["models"]
 # Each model's stage must end well inside this; it only guards against a hang (the
@@ -122,7 +124,7 @@ def test_stage_exits_1_with_the_message_and_writes_nothing(tmp_path: Path) -> No
     assert not out.exists()
 
 
-def test_cached_weights_load_when_the_hub_does_not_answer(tmp_path: Path, tiny_root: Path) -> None:  # noqa: F811
+def test_cached_weights_load_when_the_hub_does_not_answer(tmp_path: Path, tiny_root: Path) -> None:
     """Everything cached, hub unreachable, no HF_HUB_OFFLINE: load from the cache without
     asking the hub (which would retry for minutes)."""
     env = empty_env(tmp_path, HF_ENDPOINT="http://127.0.0.1:9")

@@ -18,7 +18,9 @@ from open_clip import pretrained as oc_pretrained
 
 from kisbench.models import load_model, weights
 from kisbench.models.tiny import TINY_CLIP, make_tiny_clip
-from tests.models_support import fake_hub_repo, images, tiny_root  # noqa: F401
+from tests.models_support import fake_hub_repo, images
+
+pytest_plugins = ["tests.models_fixtures"]  # the tiny_root fixture
 
 COMMIT_A = "a" * 40
 COMMIT_B = "b" * 40
@@ -44,7 +46,7 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def test_hub_repo_loads_from_cache_with_its_commit(hub_cache: Path, tiny_root: Path) -> None:  # noqa: F811
+def test_hub_repo_loads_from_cache_with_its_commit(hub_cache: Path, tiny_root: Path) -> None:
     folder = tiny_root / "tiny_clip"
     files = {p.name: p for p in folder.iterdir()}
     fake_hub_repo(hub_cache, "kisbench-test/tiny-clip", files, COMMIT_A)
@@ -79,7 +81,7 @@ def test_pinned_revision_loads_that_commit(hub_cache: Path, tmp_path: Path) -> N
 
 def test_siglip_hub_repo_takes_the_tokenizer_its_config_names(
     hub_cache: Path,
-    tiny_root: Path,  # noqa: F811
+    tiny_root: Path,
 ) -> None:
     folder = tiny_root / "tiny_siglip"
     config = json.loads((folder / "open_clip_config.json").read_text())
@@ -100,7 +102,7 @@ def test_siglip_hub_repo_takes_the_tokenizer_its_config_names(
     }
 
 
-def test_siglip_text_is_padded_to_the_full_context(tiny_root: Path) -> None:  # noqa: F811
+def test_siglip_text_is_padded_to_the_full_context(tiny_root: Path) -> None:
     model = load_model("s", {"family": "open_clip", "model": f"local-dir:{tiny_root}/tiny_siglip"})
     tokens = model.tokenizer(["a dog"])
     assert model.context_length == 64
