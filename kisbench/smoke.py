@@ -19,6 +19,7 @@ import typer
 import yaml
 
 from kisbench.layout import TINY_MODELS
+from kisbench.models.tiny import TINY_MODELS as TINY_BUILDERS
 from kisbench.models.tiny import make_all
 
 app = typer.Typer(add_completion=False)
@@ -70,7 +71,7 @@ def make_workspace(src: Path, dst: Path, overrides: dict[str, Any]) -> Path:
     params = yaml.safe_load((dst / "params.yaml").read_text(encoding="utf-8"))
     merged = deep_merge(params, overrides)
     (dst / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False), encoding="utf-8")
-    make_all(dst / TINY_MODELS)
+    make_all(dst / TINY_MODELS, names=[m for m in merged["run"]["models"] if m in TINY_BUILDERS])
     git(dst, "init", "-q", "-b", "main")
     git(dst, "add", "-A")
     git(dst, "commit", "-q", "-m", "smoke workspace")

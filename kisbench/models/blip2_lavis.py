@@ -28,8 +28,6 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torchvision import transforms
-from torchvision.transforms import InterpolationMode
 
 from kisbench.models import hub, weights
 from kisbench.models.base import (
@@ -58,15 +56,26 @@ def lavis_python() -> Path:
     return python
 
 
-def image_transform(image_size: int, mean: Sequence[float], std: Sequence[float]) -> Any:
-    """LAVIS' ``blip_image_eval``: a square bicubic resize (no crop), then normalise."""
-    return transforms.Compose(
-        [
-            transforms.Resize((image_size, image_size), interpolation=InterpolationMode.BICUBIC),
-            transforms.ToTensor(),
-            transforms.Normalize(mean, std),
-        ]
-    )
+class BlipImageEval:
+    """LAVIS' ``blip_image_eval``: a square bicubic resize (no crop), then scale to [0, 1]
+    and normalise; what its torchvision transforms do to a PIL image, written with PIL and
+    torch alone (importing torchvision costs seconds per stage). Picklable."""
+
+    def __init__(self, image_size: int, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.size = int(image_size)
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        image = image.resize((self.size, self.size), Image.Resampling.BICUBIC)
+        x = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+        return (x.float() / 255 - self.mean) / self.std
+
+    def __repr__(self) -> str:
+        return (
+            f"BlipImageEval(size={self.size}, bicubic, mean={self.mean.flatten().tolist()}, "
+            f"std={self.std.flatten().tolist()})"
+        )
 
 
 class LavisWorker:
@@ -168,7 +177,7 @@ class Blip2LavisModel(EmbeddingModel):
             },
         )
         info = self.worker.info
-        self._transform = image_transform(info["image_size"], info["mean"], info["std"])
+        self._transform = BlipImageEval(info["image_size"], info["mean"], info["std"])
         if not local:
             self._weights = _hub_weights(spec)
 

@@ -155,6 +155,8 @@ def _resolve_tag(key: str, name: str, pretrained: str | None, revision: str | No
         return name, {"pretrained": pretrained}, tokenizer, prov
     repo, filename = weights.split_hub_path(cfg["hf_hub"])
     item = hub.HubFile(repo, weights.open_clip_weight_names(filename), revision)
+    if (name, pretrained) not in weights.OPEN_CLIP_TAGS and hub.require(key, [item]):
+        hub.go_offline()  # (the tags in OPEN_CLIP_TAGS were checked before the import)
     checkpoint = hub.download_first(key, item)
     kwargs = {
         "pretrained": str(checkpoint),

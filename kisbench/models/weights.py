@@ -29,7 +29,7 @@ TRANSFORMERS_WEIGHTS = (
 
 # Where open_clip's pretrained tags of the thesis models live on the hub (open_clip 3.3's
 # own table, `open_clip.get_pretrained_cfg(model, tag)["hf_hub"]`, copied so that the check
-# needs no open_clip import, which takes seconds; tests/test_models_offline.py keeps the
+# needs no open_clip import, which takes seconds; tests/test_models_openclip.py keeps the
 # copy equal to open_clip's). A tag missing here is checked after open_clip is imported.
 OPEN_CLIP_TAGS: dict[tuple[str, str], str] = {
     ("ViT-B-32", "openai"): "timm/vit_base_patch32_clip_224.openai/",
