@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kisbench.models import hub
+from kisbench.models import hub, load_model
+from kisbench.models.spec import ModelError
 from tests.models_support import fake_hub_repo
 
 pytest_plugins = ["tests.models_fixtures"]  # the tiny_root fixture
@@ -170,3 +171,17 @@ def test_reachable_tells_a_refused_port_from_an_answering_server() -> None:
 )
 def test_snapshot_commit(path: str, commit: str | None) -> None:
     assert hub.snapshot_commit(path) == commit
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"family": "open_clip", "model": "local-dir:data/models/no_such_model"},
+        {"family": "align", "source": "data/models/no_such_model"},
+        {"family": "blip2_hf", "source": "data/models/no_such_model"},
+        {"family": "blip2_lavis", "mode": "thesis", "local_dir": "data/models/no_such_model"},
+    ],
+)
+def test_missing_tiny_model_says_how_to_make_it(entry: dict) -> None:
+    with pytest.raises(ModelError, match=r"model 'tiny_x': .*python -m stages.tiny_models"):
+        load_model("tiny_x", entry, device="cpu")

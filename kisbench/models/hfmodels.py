@@ -24,7 +24,7 @@ class Source:
         self.key = spec.key
         self.name = str(spec.require("source"))
         self.revision = spec.args.get("revision")
-        self.local = Path(self.name).is_dir()
+        self.local = weights.is_local_source(self.name)
         if self.local:
             self.provenance = weights.local_folder(self.key, Path(self.name), "config.json")
 

@@ -113,9 +113,15 @@ def _open_clip_needs(spec: ModelSpec) -> list[hub.Needed]:
     return [hub.HubFile(repo, open_clip_weight_names(filename), revision)]
 
 
+def is_local_source(source: str) -> bool:
+    """A folder rather than a hub repo id (``name`` or ``org/name``)."""
+    return Path(source).exists() or source.startswith((".", "/")) or source.count("/") > 1
+
+
 def _transformers_needs(spec: ModelSpec) -> list[hub.Needed]:
     source = str(spec.require("source"))
-    if Path(source).exists():
+    if is_local_source(source):
+        local_folder(spec.key, Path(source), "config.json")  # a clear error if missing
         return []
     revision = spec.args.get("revision")
     return [
