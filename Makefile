@@ -3,6 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
+# BLIP-2 as the thesis ran it (LAVIS) needs transformers 4.26 / timm 0.4: its own venv.
+LAVIS_VENV := .venv-lavis
+LAVIS_BIN := $(CURDIR)/$(LAVIS_VENV)/bin
 # A PyTorch wheel index for another CUDA (e.g. https://download.pytorch.org/whl/cu126);
 # empty: PyPI's build (CUDA 13, driver >= 580).
 TORCH_INDEX ?=
@@ -20,7 +23,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-setup: $(VENV)/.installed browser sshd  ## create .venv with the pinned requirements (+ chromium, sshd)
+setup: $(VENV)/.installed $(LAVIS_VENV)/.installed browser sshd  ## .venv and .venv-lavis (pinned), chromium and sshd for tests
 
 # Debian's chromium, for the labelling tool's browser test (tests/test_labeltool_browser.py):
 # installed with apt-get when missing and we are root; otherwise that test fails and says so.
@@ -50,6 +53,17 @@ $(VENV)/.installed: requirements.txt
 	@if [ -n "$(TORCH_INDEX)" ]; then \
 	  $(BIN)/pip install torch==2.14.1 torchvision==0.29.1 --index-url "$(TORCH_INDEX)"; fi
 	$(BIN)/pip install -r requirements.txt
+	touch $@
+
+# PIP_CONSTRAINT replaces any machine-wide pip constraint for this install.
+$(LAVIS_VENV)/.installed: requirements-lavis.txt constraints-lavis.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(LAVIS_VENV)
+	$(LAVIS_BIN)/python -m pip install -q --upgrade pip
+	@if [ -n "$(TORCH_INDEX)" ]; then \
+	  PIP_CONSTRAINT=$(CURDIR)/constraints-lavis.txt $(LAVIS_BIN)/pip install \
+	    torch==2.14.1 torchvision==0.29.1 --index-url "$(TORCH_INDEX)"; fi
+	PIP_CONSTRAINT=$(CURDIR)/constraints-lavis.txt $(LAVIS_BIN)/pip install -r requirements-lavis.txt
 	touch $@
 
 repro: setup  ## dvc repro of the experiment in params.yaml (GPU recommended)

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from kisbench.collections import InputError
+from kisbench.models.spec import ModelError  # torch-free: stages without models start fast
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    """The error types that mean bad input. ModelError is looked up only if its module is
-    loaded (it cannot be raised otherwise), so that stages that never load a model do not
-    pay torch's import time."""
-    models = sys.modules.get("kisbench.models.base")
-    return (InputError, FileNotFoundError) + ((models.ModelError,) if models else ())
 
 
 def clear_errors(func: F) -> F:
@@ -28,9 +22,7 @@ def clear_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except Exception as err:
-            if not isinstance(err, _expected_errors()):
-                raise
+        except (InputError, ModelError, FileNotFoundError) as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(1)
 
@@ -38,5 +30,8 @@ def clear_errors(func: F) -> F:
 
 
 def quiet_libraries() -> None:
-    """open_clip logs a warning per load for things that are expected here."""
+    """open_clip logs a warning per load for things that are expected here, and
+    transformers a table of the checkpoint weights a tower class does not use (BLIP-2's
+    towers each take their part of one checkpoint)."""
     logging.getLogger().setLevel(logging.ERROR)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

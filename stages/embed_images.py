@@ -7,7 +7,6 @@ import typer
 from kisbench import layout
 from kisbench.cli import clear_errors, quiet_libraries
 from kisbench.collections import list_images
-from kisbench.extract import embed_images
 from kisbench.models import load_model, model_entry
 from kisbench.params import collection_entry, load_params, section
 
@@ -28,12 +27,16 @@ def main(
     collection_entry(p, collection)
     opts = section(p, "embed")
     ids, paths = list_images(layout.images_dir(collection))
+    # load_model checks the weights before importing torch (seconds): an offline machine
+    # without them fails at once. The embedding loop needs torch, so it is imported after.
     m = load_model(
         model,
         model_entry(p, model),
         device=opts.get("device", "auto"),
         precision=opts.get("precision", "auto"),
     )
+    from kisbench.extract import embed_images
+
     meta = embed_images(
         m,
         ids,

@@ -7,7 +7,6 @@ import typer
 from kisbench import layout, store
 from kisbench.cli import clear_errors, quiet_libraries
 from kisbench.collections import read_labels
-from kisbench.extract import embed_texts
 from kisbench.models import load_model, model_entry
 from kisbench.params import collection_entry, load_params, section
 
@@ -28,15 +27,19 @@ def main(
     collection_entry(p, collection)
     opts = section(p, "embed")
     labels = read_labels(layout.labels_path(collection))
+    # load_model checks the weights before importing torch (seconds): an offline machine
+    # without them fails at once.
     m = load_model(
         model,
         model_entry(p, model),
         device=opts.get("device", "auto"),
         precision=opts.get("precision", "auto"),
     )
+    from kisbench.extract import embed_texts
+
     out = out or layout.queries_dir(model, collection)
     for labelset, texts in labels.texts.items():
-        vectors = embed_texts(m, texts)
+        vectors = embed_texts(m, texts, batch_size=opts.get("batch_size", 64))
         truncated = m.truncated(texts)
         meta = {
             **m.provenance(),

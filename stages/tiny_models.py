@@ -4,21 +4,32 @@ from pathlib import Path
 
 import typer
 
-from kisbench.cli import quiet_libraries
+from kisbench.cli import clear_errors, quiet_libraries
 from kisbench.layout import TINY_MODELS
+from kisbench.models.tiny import TINY_MODELS as BUILDERS
 from kisbench.models.tiny import make_all
 
 app = typer.Typer(add_completion=False)
 
 
 @app.command()
+@clear_errors
 def main(
     out: Path = typer.Option(TINY_MODELS, help="Folder to create the models in."),
     seed: int = typer.Option(0, help="Seed of the random weights."),
+    name: list[str] = typer.Option(
+        None, help=f"Only these models (repeatable); default all: {', '.join(BUILDERS)}."
+    ),
 ) -> None:
-    """Build every tiny model (fixed seed, so always the same weights) under OUT/<name>."""
+    """Build the tiny models (fixed seed, so always the same weights) under OUT/<name>.
+
+    tiny_blip2 is built by LAVIS in its own virtualenv (.venv-lavis, from `make setup`).
+    """
     quiet_libraries()
-    for folder in make_all(out, seed=seed):
+    unknown = sorted(set(name or []) - set(BUILDERS))
+    if unknown:
+        raise typer.BadParameter(f"unknown tiny models {unknown}; known: {', '.join(BUILDERS)}")
+    for folder in make_all(out, seed=seed, names=name or None):
         typer.echo(f"wrote {folder}")
 
 

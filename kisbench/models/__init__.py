@@ -1,19 +1,26 @@
 """The model registry: a params.yaml entry names a family; the family's loader builds it.
 
-Families are imported lazily, so that a family whose libraries live in another
-virtualenv (LAVIS) never breaks the others.
+Families are imported lazily, after a quick check of the weights (`weights.check`), so
+that a missing download fails in seconds and a family whose libraries live in another
+virtualenv (LAVIS) never breaks the others. This module imports no torch.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kisbench.models.base import EmbeddingModel, ModelError, ModelSpec
+from kisbench.models.spec import ModelError, ModelSpec
+
+if TYPE_CHECKING:
+    from kisbench.models.base import EmbeddingModel
 
 # family name -> "module:function"; each function is load(spec, device, precision) -> model
 FAMILIES: dict[str, str] = {
     "open_clip": "kisbench.models.openclip:load",
+    "align": "kisbench.models.align:load",
+    "blip2_hf": "kisbench.models.blip2_hf:load",
+    "blip2_lavis": "kisbench.models.blip2_lavis:load",
 }
 
 
@@ -25,6 +32,10 @@ def load_model(
         raise ModelError(
             f"model {key!r}: unknown family {spec.family!r}; known: {', '.join(sorted(FAMILIES))}"
         )
+    from kisbench.models import hub, weights
+
+    if weights.check(spec):
+        hub.go_offline()
     module, func = FAMILIES[spec.family].split(":")
     loader = getattr(importlib.import_module(module), func)
     return loader(spec, device=device, precision=precision)
@@ -38,4 +49,4 @@ def model_entry(params: dict[str, Any], key: str) -> dict[str, Any]:
     return models[key]
 
 
-__all__ = ["EmbeddingModel", "ModelError", "ModelSpec", "load_model", "model_entry"]
+__all__ = ["FAMILIES", "ModelError", "ModelSpec", "load_model", "model_entry"]

@@ -4,34 +4,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
+from kisbench.models.spec import ModelError, ModelSpec
+
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-class ModelError(RuntimeError):
-    """A model cannot be built or loaded; the message says which and what to do."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A params.yaml model entry: its key, its family and the family's arguments."""
-
-    key: str
-    family: str
-    args: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_params(cls, key: str, entry: dict[str, Any]) -> ModelSpec:
-        if not isinstance(entry, dict) or "family" not in entry:
-            raise ModelError(f"model {key!r}: params entry needs a 'family' (got {entry!r})")
-        args = {k: v for k, v in entry.items() if k != "family"}
-        return cls(key=key, family=entry["family"], args=args)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -78,6 +59,22 @@ class EmbeddingModel(ABC):
         """What produced the embeddings: spec, resolved weights, preprocessing, dtype."""
 
 
+def precision_name(dtype: torch.dtype) -> str:
+    return {v: k for k, v in PRECISIONS.items()}[dtype]
+
+
 def l2_normalize(x: torch.Tensor) -> np.ndarray:
     x = x.float()
     return torch.nn.functional.normalize(x, dim=-1).cpu().numpy()
+
+
+__all__ = [
+    "PRECISIONS",
+    "EmbeddingModel",
+    "ModelError",
+    "ModelSpec",
+    "l2_normalize",
+    "precision_name",
+    "resolve_device",
+    "resolve_precision",
+]

@@ -1,53 +1,60 @@
 """open_clip family: OpenAI CLIP, LAION, DFN and WebLI SigLIP models.
 
-Params entry: ``family: open_clip``, ``model`` (an open_clip name, ``hf-hub:org/repo`` or
-``local-dir:path``), optional ``pretrained`` (an open_clip tag such as ``openai``) and
-``revision`` (a hub commit to pin; written to provenance either way).
+Params entry: ``family: open_clip``, ``model`` (an open_clip name with a ``pretrained`` tag
+such as ``openai``, ``hf-hub:org/repo``, or ``local-dir:path``), and optionally ``revision``
+(a hub commit or branch to pin). The hub commit actually loaded goes into provenance.
+
+Every hub model is resolved to files in the Hugging Face cache first, then handed to
+open_clip as files: that is how a revision can be pinned (open_clip itself always loads
+``main``) and how we know exactly which commit was loaded.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import open_clip
 import torch
+from open_clip.tokenizer import HFTokenizer
 from PIL import Image
 
+from kisbench.models import (
+    hub,
+    timm_tiny,  # noqa: F401 - registers the tiny SigLIP trunk
+    weights,
+)
 from kisbench.models.base import (
     EmbeddingModel,
     ModelError,
     ModelSpec,
     l2_normalize,
+    precision_name,
     resolve_device,
     resolve_precision,
 )
-from kisbench.models.weights import describe_weights, ensure_available
 
 
 class OpenClipModel(EmbeddingModel):
     def __init__(self, spec: ModelSpec, device: str = "auto", precision: str = "auto") -> None:
         self.spec = spec
-        name = spec.args.get("model")
-        if not name:
-            raise ModelError(f"model {spec.key!r}: open_clip entry needs 'model'")
-        pretrained = spec.args.get("pretrained")
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
-        weights = ensure_available(spec.key, name, pretrained, spec.args.get("revision"))
+        name = str(spec.require("model"))
         try:
+            model_name, kwargs, self.tokenizer, self._weights = _resolve(spec, name)
             model, _, preprocess = open_clip.create_model_and_transforms(
-                name, pretrained=pretrained, device=self.device, **weights.load_kwargs
+                model_name, device=self.device, **kwargs
             )
-            self.tokenizer = open_clip.get_tokenizer(name)
         except (OSError, RuntimeError, ValueError) as err:
             raise ModelError(
                 f"model {spec.key!r}: open_clip could not load {name!r}: {err}"
             ) from err
         self.model = model.eval().to(dtype=self.dtype)
         self._transform = preprocess
-        self._weights = weights
         self.context_length = int(getattr(self.tokenizer, "context_length", 77))
 
     @property
@@ -61,6 +68,7 @@ class OpenClipModel(EmbeddingModel):
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        # SigLIP's tokenizer pads to the full context (64): its text tower was trained so.
         tokens = self.tokenizer(list(texts)).to(self.device)
         return l2_normalize(self.model.encode_text(tokens))
 
@@ -69,7 +77,7 @@ class OpenClipModel(EmbeddingModel):
 
     def _n_tokens(self, text: str) -> int:
         hf = getattr(self.tokenizer, "tokenizer", None)
-        if hf is not None:  # HFTokenizer / SigLipTokenizer: ids include the special tokens
+        if hf is not None:  # HFTokenizer (SigLIP): ids include the special tokens
             clean = getattr(self.tokenizer, "clean_fn", lambda s: s)
             return len(hf(clean(text), truncation=False)["input_ids"])
         return len(self.tokenizer.encode(text)) + 2  # SimpleTokenizer: + start and end tokens
@@ -80,12 +88,93 @@ class OpenClipModel(EmbeddingModel):
             "family": self.spec.family,
             "args": self.spec.args,
             "library": f"open_clip_torch {open_clip.__version__}",
-            "weights": describe_weights(self._weights),
+            "weights": self._weights,
             "preprocess": repr(self._transform),
-            "dtype": str(self.dtype).removeprefix("torch."),
+            "dtype": precision_name(self.dtype),
             "device": str(self.device),
             "context_length": self.context_length,
         }
+
+
+Resolved = tuple[str, dict[str, Any], Any, dict[str, Any]]
+
+
+def _resolve(spec: ModelSpec, name: str) -> Resolved:
+    """(open_clip model name, create kwargs, tokenizer, weights provenance) for an entry."""
+    revision = spec.args.get("revision")
+    if name.startswith(weights.LOCAL_DIR):
+        folder = Path(name.removeprefix(weights.LOCAL_DIR))
+        prov = weights.local_folder(spec.key, folder, weights.OPEN_CLIP_CONFIG)
+        return name, {}, open_clip.get_tokenizer(name), prov
+    if name.startswith(weights.HF_HUB):
+        return _resolve_hub_repo(spec.key, name.removeprefix(weights.HF_HUB), revision)
+    return _resolve_tag(spec.key, name, spec.args.get("pretrained"), revision)
+
+
+def _resolve_hub_repo(key: str, repo: str, revision: str | None) -> Resolved:
+    """``hf-hub:org/repo``: config and weights from the cache (at ``revision``), loaded as
+    the local folder they lie in; the tokenizer from the repo that the config names."""
+    config = hub.download_first(key, hub.HubFile(repo, (weights.OPEN_CLIP_CONFIG,), revision))
+    checkpoint = hub.download_first(key, hub.HubFile(repo, weights.OPEN_CLIP_WEIGHTS, revision))
+    folder = config.parent
+    model_cfg = json.loads(config.read_text(encoding="utf-8"))["model_cfg"]
+    text_cfg = model_cfg.get("text_cfg", {})
+    tok_name = text_cfg.get("hf_tokenizer_name")
+    if tok_name:
+        # What open_clip.get_tokenizer("hf-hub:...") builds, but from the pinned config.
+        tokenizer = HFTokenizer(
+            tok_name,
+            context_length=text_cfg.get("context_length", 77),
+            tokenizer_mode=text_cfg.get("tokenizer_mode"),
+            **text_cfg.get("tokenizer_kwargs", {}),
+        )
+    else:
+        tokenizer = open_clip.get_tokenizer(f"{weights.LOCAL_DIR}{folder}")
+    files = {config.name: config, checkpoint.name: checkpoint}
+    prov = hub.describe_files(repo, revision, files)
+    if tok_name:
+        tok_file = hub.HubFile(tok_name, ("tokenizer_config.json",)).cached()
+        prov["tokenizer"] = {
+            "repo": tok_name,
+            "revision": hub.snapshot_commit(tok_file) if tok_file else None,
+        }
+    return f"{weights.LOCAL_DIR}{folder}", {}, tokenizer, prov
+
+
+def _resolve_tag(key: str, name: str, pretrained: str | None, revision: str | None) -> Resolved:
+    """A built-in architecture with a pretrained tag (or a checkpoint file)."""
+    cfg = open_clip.get_pretrained_cfg(name, pretrained) if pretrained else {}
+    tokenizer = open_clip.get_tokenizer(name)
+    if not cfg.get("hf_hub"):  # no weights, a file path, or a URL-only tag
+        if pretrained and not cfg and not Path(pretrained).is_file():
+            raise ModelError(
+                f"model {key!r}: {pretrained!r} is neither an open_clip tag of {name!r} "
+                f"(known: {', '.join(open_clip.list_pretrained_tags_by_model(name))}) nor a file"
+            )
+        prov = {"source": "open_clip", "pretrained": pretrained, "url": cfg.get("url")}
+        return name, {"pretrained": pretrained}, tokenizer, prov
+    repo, filename = weights.split_hub_path(cfg["hf_hub"])
+    item = hub.HubFile(repo, weights.open_clip_weight_names(filename), revision)
+    if (name, pretrained) not in weights.OPEN_CLIP_TAGS and hub.require(key, [item]):
+        hub.go_offline()  # (the tags in OPEN_CLIP_TAGS were checked before the import)
+    checkpoint = hub.download_first(key, item)
+    kwargs = {
+        "pretrained": str(checkpoint),
+        # The tag's preprocessing and activation, which open_clip applies for a tag but not
+        # for a file. (open_clip 3.x only warns when a tag wants QuickGELU, as OpenAI's
+        # CLIP weights do, and the architecture name lacks it: that model is wrong.)
+        "force_quick_gelu": bool(cfg.get("quick_gelu", False)),
+        "image_mean": cfg.get("mean"),
+        "image_std": cfg.get("std"),
+        "image_interpolation": cfg.get("interpolation"),
+        "image_resize_mode": cfg.get("resize_mode"),
+    }
+    return (
+        name,
+        kwargs,
+        tokenizer,
+        hub.describe_files(repo, revision, {checkpoint.name: checkpoint}),
+    )
 
 
 def load(spec: ModelSpec, device: str = "auto", precision: str = "auto") -> OpenClipModel:

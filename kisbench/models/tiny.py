@@ -1,19 +1,26 @@
 """Tiny random-weight stand-ins for the real models, for tests and `make smoke`.
 
-They are built from small configs with a fixed seed and saved to a local folder, then
-loaded through exactly the code path of the real weights (open_clip's ``local-dir:``).
+One per family, built from small configs with a fixed seed and saved to a local folder,
+then loaded through exactly the code path of the real weights (open_clip's ``local-dir:``,
+transformers' ``from_pretrained(folder)``, LAVIS' own builder and checkpoint loader).
 Their retrieval results are chance level: they check the pipeline, not the models.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import string
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import open_clip
 import torch
-from safetensors.torch import save_file
+
+from kisbench.models.timm_tiny import TINY_SIGLIP_TRUNK
+
+OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
+OPENAI_STD = [0.26862954, 0.26130258, 0.27577711]
 
 # A CLIP-style tower pair: built-in SimpleTokenizer (vocab 49408, BPE ships in the wheel).
 TINY_CLIP: dict[str, Any] = {
@@ -36,28 +43,93 @@ TINY_CLIP: dict[str, Any] = {
     },
     "preprocess_cfg": {
         "size": 64,
-        "mean": [0.48145466, 0.4578275, 0.40821073],
-        "std": [0.26862954, 0.26130258, 0.27577711],
+        "mean": OPENAI_MEAN,
+        "std": OPENAI_STD,
         "interpolation": "bicubic",
         "resize_mode": "shortest",
     },
 }
 
-# tiny_clip_b: the same architecture, other random weights, so that the smoke run has a
-# second model for the pair tests, pairwise grids and fusion.
-TINY_MODELS: dict[str, dict[str, Any]] = {"tiny_clip": TINY_CLIP, "tiny_clip_b": TINY_CLIP}
+# SigLIP's layout (timm trunk with attention pooling, text padded to the full 64-token
+# context, no causal mask, last-token pooling) at toy size; its tokenizer is trained here.
+TINY_SIGLIP: dict[str, Any] = {
+    "model_cfg": {
+        "embed_dim": 64,
+        "init_logit_bias": -10,
+        "custom_text": True,
+        "vision_cfg": {
+            "image_size": 32,
+            "timm_model_name": TINY_SIGLIP_TRUNK,
+            "timm_model_pretrained": False,
+            "timm_pool": "map",
+            "timm_proj": "none",
+        },
+        "text_cfg": {
+            "context_length": 64,
+            "vocab_size": 512,
+            "hf_tokenizer_name": "kisbench/tiny-siglip",  # replaced by the folder on load
+            "tokenizer_kwargs": {"clean": "canonicalize"},
+            "width": 64,
+            "heads": 2,
+            "layers": 2,
+            "no_causal_mask": True,
+            "proj_bias": True,
+            "pool_type": "last",
+            "norm_kwargs": {"eps": 1e-6},
+        },
+    },
+    "preprocess_cfg": {
+        "size": 32,
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.5, 0.5, 0.5],
+        "interpolation": "bicubic",
+        "resize_mode": "squash",
+    },
+}
+
+# Text the tiny tokenizers learn from: enough to split any English label into pieces.
+_CORPUS = [
+    "a photo of a dog on the grass",
+    "the sun sets over the river and the old castle",
+    "school of fish swimming in dark blue water",
+    "a red car parked in front of a white house with a green door",
+    "people walking on a street in the city at night",
+    "mountains covered with snow under a clear sky",
+    "close-up of a yellow flower with small insects",
+    string.ascii_letters + string.digits + string.punctuation,
+]
 
 
-def make_tiny_openclip(folder: Path, config: dict[str, Any], seed: int = 0) -> Path:
-    """Build a random-weight open_clip model from ``config`` and save it as a local-dir model.
+def tiny_wordpiece_vocab() -> list[str]:
+    """A BERT-style (uncased WordPiece) vocabulary: characters and a few common words, so
+    any text tokenizes (into many pieces, which also exercises truncation)."""
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    suffixes = [f"##{c}" for c in string.ascii_lowercase + string.digits]
+    words = sorted({w for line in _CORPUS[:-1] for w in line.split()} - set(chars))
+    return special + chars + suffixes + words
 
-    The config is written first and the model is built from it by open_clip's own
-    ``local-dir:`` path, so construction and loading share one code path.
-    """
+
+def _write_vocab(folder: Path) -> Path:
+    path = folder / "vocab.txt"
+    path.write_text("".join(f"{t}\n" for t in tiny_wordpiece_vocab()), encoding="utf-8")
+    return path
+
+
+def _fresh(folder: Path) -> Path:
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.safetensors"):
-        old.unlink()
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _save_openclip(folder: Path, config: dict[str, Any], seed: int) -> Path:
+    """Write ``config``, build the model from it by open_clip's own ``local-dir:`` path (so
+    construction and loading share one code path) and save its random weights."""
+    import open_clip
+    from safetensors.torch import save_file
+
     (folder / "open_clip_config.json").write_text(json.dumps(config, indent=2) + "\n")
     torch.manual_seed(seed)
     model = open_clip.create_model(f"local-dir:{folder}")
@@ -67,10 +139,160 @@ def make_tiny_openclip(folder: Path, config: dict[str, Any], seed: int = 0) -> P
     return folder
 
 
-def make_all(root: Path, seed: int = 0) -> list[Path]:
-    """Create every tiny model under ``root``/<name>; the i-th model gets seed ``seed + i``:
-    same seed, same weights."""
-    return [
-        make_tiny_openclip(Path(root) / name, cfg, seed + i)
-        for i, (name, cfg) in enumerate(TINY_MODELS.items())
-    ]
+def make_tiny_clip(folder: Path, seed: int = 0) -> Path:
+    return _save_openclip(_fresh(folder), TINY_CLIP, seed)
+
+
+def make_tiny_siglip(folder: Path, seed: int = 0) -> Path:
+    """Tiny SigLIP: the tokenizer (a small BPE trained here, ``</s>`` appended as SigLIP's
+    does) is saved as a Hugging Face tokenizer in the folder, where open_clip's
+    ``local-dir:`` loader looks for it."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    folder = _fresh(folder)
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    vocab_size = TINY_SIGLIP["model_cfg"]["text_cfg"]["vocab_size"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<pad>", "</s>", "<unk>"],
+        initial_alphabet=list(string.ascii_lowercase + string.digits + string.punctuation),
+    )
+    tok.train_from_iterator(_CORPUS, trainer=trainer)
+    eos = tok.token_to_id("</s>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", special_tokens=[("</s>", eos)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        eos_token="</s>",
+        model_max_length=64,
+    )
+    fast.save_pretrained(str(folder))
+    return _save_openclip(folder, TINY_SIGLIP, seed)
+
+
+def _bert_tokenizer(folder: Path) -> Any:
+    from transformers import BertTokenizer
+
+    # BertTokenizer(vocab_file=...) ignores the file in transformers 5; vocab= reads it.
+    return BertTokenizer(vocab=str(_write_vocab(folder)), do_lower_case=True)
+
+
+def make_tiny_align(folder: Path, seed: int = 0) -> Path:
+    """Tiny ALIGN: BERT text tower, 2-stage EfficientNet image tower, saved by
+    ``save_pretrained`` with its processor (EfficientNet image processor + BERT tokenizer)."""
+    from transformers import AlignConfig, AlignModel, AlignProcessor, EfficientNetImageProcessor
+
+    folder = _fresh(folder)
+    tokenizer = _bert_tokenizer(folder)
+    dim = 32  # ALIGN has no image projection: the last block's width is the embedding
+    config = AlignConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "initializer_range": 0.5,  # so that random texts differ visibly
+        },
+        vision_config={
+            "image_size": 32,
+            "width_coefficient": 1.0,
+            "depth_coefficient": 1.0,
+            "kernel_sizes": [3, 3],
+            "in_channels": [32, 16],  # the stem gives 32 channels
+            "out_channels": [16, dim],
+            "strides": [1, 2],
+            "num_block_repeats": [1, 1],
+            "expand_ratios": [1, 2],
+            "depthwise_padding": [],
+            "hidden_dim": dim,  # the size of the final pooling window: >= the 16 px map
+            # the default 0.02 makes a random tower's output underflow to ~1e-29
+            "initializer_range": 1.0,
+        },
+        projection_dim=dim,
+    )
+    torch.manual_seed(seed)
+    AlignModel(config).save_pretrained(str(folder))
+    image_processor = EfficientNetImageProcessor(
+        size={"height": 32, "width": 32}, crop_size={"height": 32, "width": 32}
+    )
+    AlignProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(
+        str(folder)
+    )
+    return folder
+
+
+def make_tiny_blip2_hf(folder: Path, seed: int = 0) -> Path:
+    """Tiny transformers BLIP-2 retrieval model (ViT + Q-Former with text input, 8 queries)."""
+    from transformers import Blip2Config, Blip2ForImageTextRetrieval, BlipImageProcessor
+
+    folder = _fresh(folder)
+    tokenizer = _bert_tokenizer(folder)
+    config = Blip2Config(
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+            "initializer_range": 0.02,
+        },
+        qformer_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "encoder_hidden_size": 32,
+            "cross_attention_frequency": 1,
+            "use_qformer_text_input": True,  # the retrieval model's text path needs it
+            "initializer_range": 0.5,  # so that random texts differ visibly
+        },
+        num_query_tokens=8,
+        image_text_hidden_size=16,
+    )
+    torch.manual_seed(seed)
+    Blip2ForImageTextRetrieval(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    BlipImageProcessor(
+        size={"height": 32, "width": 32}, image_mean=OPENAI_MEAN, image_std=OPENAI_STD
+    ).save_pretrained(str(folder))
+    return folder
+
+
+def start_tiny_blip2_lavis(folder: Path, seed: int = 0) -> Callable[[], Path]:
+    """Tiny LAVIS BLIP-2: built by LAVIS itself, in its own virtualenv (a separate process,
+    so ``make_all`` builds the others meanwhile)."""
+    from kisbench.models.blip2_lavis import start_make_tiny
+
+    return start_make_tiny(_fresh(folder), seed)
+
+
+def make_tiny_blip2_lavis(folder: Path, seed: int = 0) -> Path:
+    return start_tiny_blip2_lavis(folder, seed)()
+
+
+TINY_MODELS: dict[str, Callable[[Path, int], Path]] = {
+    "tiny_clip": make_tiny_clip,
+    "tiny_siglip": make_tiny_siglip,
+    "tiny_align": make_tiny_align,
+    "tiny_blip2_hf": make_tiny_blip2_hf,
+    "tiny_blip2": make_tiny_blip2_lavis,
+}
+
+
+def make_all(root: Path, seed: int = 0, names: list[str] | None = None) -> list[Path]:
+    """Create the tiny models (all, or ``names``) under ``root``/<name>; same seed, same
+    weights."""
+    chosen = names if names is not None else list(TINY_MODELS)
+    lavis = "tiny_blip2" in chosen
+    wait = start_tiny_blip2_lavis(Path(root) / "tiny_blip2", seed) if lavis else None
+    done = [TINY_MODELS[n](Path(root) / n, seed) for n in chosen if n != "tiny_blip2"]
+    return done + [wait()] if wait else done

@@ -1,24 +1,52 @@
-"""Where a model's weights come from, and what exactly was loaded (for provenance)."""
+"""Which weights each model needs, checked before any model library is imported.
+
+Light on purpose (no torch, no open_clip, no transformers): `kisbench.models.load_model`
+calls ``check`` first, so a model whose weights are neither cached nor downloadable fails
+in a second or two with a message that says what to do (see ``hub.require``).
+"""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import json
+import os
 from pathlib import Path
 from typing import Any
 
-from kisbench.models.base import ModelError
+from kisbench.models import hub
+from kisbench.models.spec import ModelError, ModelSpec
 
 LOCAL_DIR = "local-dir:"
+HF_HUB = "hf-hub:"
+OPEN_CLIP_CONFIG = "open_clip_config.json"
+OPEN_CLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+TRANSFORMERS_WEIGHTS = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
+# Where open_clip's pretrained tags of the thesis models live on the hub (open_clip 3.3's
+# own table, `open_clip.get_pretrained_cfg(model, tag)["hf_hub"]`, copied so that the check
+# needs no open_clip import, which takes seconds; tests/test_models_openclip.py keeps the
+# copy equal to open_clip's). A tag missing here is checked after open_clip is imported.
+OPEN_CLIP_TAGS: dict[tuple[str, str], str] = {
+    ("ViT-B-32", "openai"): "timm/vit_base_patch32_clip_224.openai/",
+    ("ViT-B-32-quickgelu", "openai"): "timm/vit_base_patch32_clip_224.openai/",
+    ("ViT-H-14-378-quickgelu", "dfn5b"): "apple/DFN5B-CLIP-ViT-H-14-378/",
+    ("ViT-g-14", "laion2b_s34b_b88k"): "laion/CLIP-ViT-g-14-laion2B-s34B-b88K/",
+    ("ViT-H-14", "laion2b_s32b_b79k"): "laion/CLIP-ViT-H-14-laion2B-s32B-b79K/",
+}
 
-@dataclass(frozen=True)
-class Weights:
-    source: str  # "local-dir", "hf-hub" or "open_clip-tag"
-    name: str
-    revision: str | None = None
-    files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
-    load_kwargs: dict[str, Any] = field(default_factory=dict)
+# LAVIS' BLIP-2 (pretrain_vitL) downloads these itself, hard-coded: a BERT tokenizer and
+# config from the hub, and two checkpoints from plain URLs into torch's hub cache.
+LAVIS_BERT = "bert-base-uncased"
+LAVIS_URLS = (
+    "https://storage.googleapis.com/sfr-vision-language-research/LAVIS/models/BLIP2/clip_vit_L.pth",
+    "https://storage.googleapis.com/sfr-vision-language-research/LAVIS/models/BLIP2/"
+    "blip2_pretrained_vitL.pth",
+)
 
 
 def sha256(path: Path) -> str:
@@ -29,28 +57,113 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def ensure_available(key: str, name: str, pretrained: str | None, revision: str | None) -> Weights:
-    """Check that the weights can be had, before any library starts a slow download."""
-    if name.startswith(LOCAL_DIR):
-        folder = Path(name.removeprefix(LOCAL_DIR))
-        if not (folder / "open_clip_config.json").is_file():
-            raise ModelError(
-                f"model {key!r}: local model folder {folder} is missing or has no "
-                "open_clip_config.json; for the tiny test models run "
-                "`python -m stages.tiny_models` (or `make smoke`)"
-            )
-        files = {p.name: sha256(p) for p in sorted(folder.iterdir()) if p.is_file()}
-        return Weights(source="local-dir", name=str(folder), files=files)
-    source = "hf-hub" if name.startswith("hf-hub:") else "open_clip-tag"
-    return Weights(
-        source=source, name=f"{name}/{pretrained}" if pretrained else name, revision=revision
-    )
-
-
-def describe_weights(weights: Weights) -> dict[str, Any]:
-    return {
-        "source": weights.source,
-        "name": weights.name,
-        "revision": weights.revision,
-        "files": weights.files,
+def local_folder(key: str, folder: Path, marker: str) -> dict[str, Any]:
+    """Provenance of a local model folder (the tiny test models): every file's sha256."""
+    if not (folder / marker).is_file():
+        raise ModelError(
+            f"model {key!r}: local model folder {folder} is missing or has no {marker}; "
+            "for the tiny test models run `python -m stages.tiny_models` (or `make smoke`)"
+        )
+    files = {
+        str(p.relative_to(folder)): sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()
     }
+    return {"source": "local-dir", "path": str(folder), "files": files}
+
+
+def split_hub_path(hf_hub: str) -> tuple[str, str | None]:
+    """open_clip's ``org/repo/[file]`` pretrained form -> (repo id, file or None)."""
+    repo, _, filename = hf_hub.rpartition("/")
+    return repo, filename or None
+
+
+def open_clip_weight_names(filename: str | None) -> tuple[str, ...]:
+    """open_clip prefers a ``.safetensors`` twin of a ``.bin``/``.pth`` checkpoint."""
+    if filename is None:
+        return OPEN_CLIP_WEIGHTS
+    if filename.endswith((".bin", ".pth")):
+        return (filename[:-4] + ".safetensors", filename)
+    return (filename,)
+
+
+def _open_clip_needs(spec: ModelSpec) -> list[hub.Needed]:
+    name = str(spec.require("model"))
+    revision = spec.args.get("revision")
+    if name.startswith(LOCAL_DIR):
+        return []
+    if name.startswith(HF_HUB):
+        repo = name.removeprefix(HF_HUB)
+        needs: list[hub.Needed] = [
+            hub.HubFile(repo, (OPEN_CLIP_CONFIG,), revision),
+            hub.HubFile(repo, OPEN_CLIP_WEIGHTS, revision),
+        ]
+        config = hub.HubFile(repo, (OPEN_CLIP_CONFIG,), revision).cached()
+        if config is not None:  # SigLIP configs name another repo for the tokenizer
+            text_cfg = json.loads(config.read_text()).get("model_cfg", {}).get("text_cfg", {})
+            tokenizer = text_cfg.get("hf_tokenizer_name")
+            if tokenizer:
+                needs.append(hub.HubFile(tokenizer, ("tokenizer_config.json",)))
+        return needs
+    pretrained = spec.args.get("pretrained")
+    if not pretrained or Path(str(pretrained)).is_file():
+        return []
+    hf_hub = OPEN_CLIP_TAGS.get((name, str(pretrained)))
+    if hf_hub is None:
+        return []
+    repo, filename = split_hub_path(hf_hub)
+    return [hub.HubFile(repo, open_clip_weight_names(filename), revision)]
+
+
+def is_local_source(source: str) -> bool:
+    """A folder rather than a hub repo id (``name`` or ``org/name``)."""
+    return Path(source).exists() or source.startswith((".", "/")) or source.count("/") > 1
+
+
+def _transformers_needs(spec: ModelSpec) -> list[hub.Needed]:
+    source = str(spec.require("source"))
+    if is_local_source(source):
+        local_folder(spec.key, Path(source), "config.json")  # a clear error if missing
+        return []
+    revision = spec.args.get("revision")
+    return [
+        hub.HubFile(source, ("config.json",), revision),
+        hub.HubFile(source, TRANSFORMERS_WEIGHTS, revision),
+    ]
+
+
+def torch_hub_checkpoints() -> Path:
+    """Where LAVIS (through timm 0.4's hub helper, i.e. torch.hub) caches URL checkpoints."""
+    torch_home = os.environ.get("TORCH_HOME") or str(
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "torch"
+    )
+    return Path(torch_home) / "hub" / "checkpoints"
+
+
+def lavis_needs(spec: ModelSpec) -> list[hub.Needed]:
+    if spec.args.get("local_dir"):
+        return []
+    return [
+        # what transformers 4.26 (no safetensors in .venv-lavis) fetches for it
+        *(
+            hub.HubFile(LAVIS_BERT, (name,))
+            for name in ("config.json", "vocab.txt", "tokenizer_config.json", "pytorch_model.bin")
+        ),
+        *(hub.UrlFile(url, torch_hub_checkpoints() / url.rsplit("/", 1)[1]) for url in LAVIS_URLS),
+    ]
+
+
+NEEDS = {
+    "open_clip": _open_clip_needs,
+    "align": _transformers_needs,
+    "blip2_hf": _transformers_needs,
+    "blip2_lavis": lavis_needs,
+}
+
+
+def check(spec: ModelSpec) -> bool:
+    """Fail fast if ``spec``'s weights can be neither found nor downloaded.
+
+    Returns True when everything is cached and the hub should not be asked (offline or
+    unreachable); the loader then switches the hub client to offline mode.
+    """
+    needs = NEEDS.get(spec.family)
+    return hub.require(spec.key, needs(spec)) if needs else False

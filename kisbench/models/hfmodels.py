@@ -1,0 +1,104 @@
+"""What the transformers families (ALIGN, BLIP-2 retrieval) share: loading from a local
+folder or a hub repository at a revision, the picklable image transform, provenance of the
+weights actually loaded, and tokenizing with truncation that is reported."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from PIL import Image
+
+from kisbench.models import hub, weights
+from kisbench.models.base import ModelError, ModelSpec
+
+
+class Source:
+    """Where a transformers model comes from: ``source`` (folder or hub repo id) and an
+    optional ``revision`` of a params entry."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.key = spec.key
+        self.name = str(spec.require("source"))
+        self.revision = spec.args.get("revision")
+        self.local = weights.is_local_source(self.name)
+        if self.local:
+            self.provenance = weights.local_folder(self.key, Path(self.name), "config.json")
+
+    def load(self, cls: Any, **kwargs: Any) -> Any:
+        """``cls.from_pretrained`` of this source, with a clear error naming the model."""
+        try:
+            return cls.from_pretrained(self.name, revision=self.revision, **kwargs)
+        except (OSError, ValueError) as err:
+            raise ModelError(
+                f"model {self.key!r}: transformers could not load {cls.__name__} from "
+                f"{self.name!r}: {err}"
+            ) from err
+
+    def weights(self) -> dict[str, Any]:
+        """Provenance: the local files' hashes, or the hub commit found in the cache."""
+        if self.local:
+            return self.provenance
+        paths = {}
+        for item in (
+            hub.HubFile(self.name, ("config.json",), self.revision),
+            hub.HubFile(self.name, weights.TRANSFORMERS_WEIGHTS, self.revision),
+        ):
+            path = item.cached()
+            if path is not None:
+                paths[path.name] = path
+        return hub.describe_files(self.name, self.revision, paths)
+
+
+class ImageProcessorTransform:
+    """PIL image -> pixel tensor by the model's own Hugging Face image processor (picklable,
+    so it runs in DataLoader workers)."""
+
+    def __init__(self, processor: Any) -> None:
+        self.processor = processor
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return self.processor(images=image, return_tensors="pt")["pixel_values"][0]
+
+    def __repr__(self) -> str:
+        return repr(self.processor)
+
+
+class TextTokens:
+    """A tokenizer with a token limit: texts longer than ``limit`` tokens (special tokens
+    included) are cut there, and reported as truncated."""
+
+    def __init__(self, tokenizer: Any, limit: int) -> None:
+        self.tokenizer = tokenizer
+        self.limit = int(limit)
+
+    def __call__(self, texts: Sequence[str], device: torch.device) -> dict[str, torch.Tensor]:
+        enc = self.tokenizer(
+            list(texts),
+            padding="longest",  # padding is masked out: the length does not change results
+            truncation=True,
+            max_length=self.limit,
+            return_tensors="pt",
+        )
+        return {k: v.to(device) for k, v in enc.items()}
+
+    def truncated(self, texts: Sequence[str]) -> list[bool]:
+        lengths = [len(ids) for ids in self.tokenizer(list(texts), truncation=False)["input_ids"]]
+        return [n > self.limit for n in lengths]
+
+
+def text_limit(spec: ModelSpec, max_positions: int) -> int:
+    """The entry's ``context_length``, else the text encoder's position limit."""
+    limit = int(spec.args.get("context_length") or max_positions)
+    if limit > max_positions:
+        raise ModelError(
+            f"model {spec.key!r}: context_length {limit} exceeds the text encoder's "
+            f"{max_positions} positions"
+        )
+    return limit
+
+
+LIBRARY = f"transformers {transformers.__version__}"
