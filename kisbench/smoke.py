@@ -71,19 +71,15 @@ def make_workspace(src: Path, dst: Path, overrides: dict[str, Any]) -> Path:
     params = yaml.safe_load((dst / "params.yaml").read_text(encoding="utf-8"))
     merged = deep_merge(params, overrides)
     (dst / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False), encoding="utf-8")
+    # The copy has no virtualenvs (git ignores them); BLIP-2 (LAVIS) stages run the
+    # repository's own .venv-lavis, reached through a link.
+    if (src / ".venv-lavis").is_dir():
+        (dst / ".venv-lavis").symlink_to(src / ".venv-lavis", target_is_directory=True)
     make_all(dst / TINY_MODELS, names=[m for m in merged["run"]["models"] if m in TINY_BUILDERS])
     git(dst, "init", "-q", "-b", "main")
     git(dst, "add", "-A")
     git(dst, "commit", "-q", "-m", "smoke workspace")
     return dst
-
-
-def use_lavis_venv(src: Path) -> None:
-    """The scratch copy has no .venv-lavis (it is git-ignored): point the BLIP-2 (LAVIS)
-    adapter at the repository's own."""
-    python = Path(src).absolute() / ".venv-lavis" / "bin" / "python"
-    if python.is_file():
-        os.environ.setdefault("KISBENCH_LAVIS_PYTHON", str(python))
 
 
 def dvc_env() -> dict[str, str]:
@@ -112,7 +108,6 @@ def main(
     """Run the whole DVC pipeline with the tiny models in a scratch copy of the repository."""
     start = time.perf_counter()
     over = yaml.safe_load(overrides.read_text(encoding="utf-8")) or {}
-    use_lavis_venv(Path.cwd())
     ws = make_workspace(Path.cwd(), out, over)
     typer.echo(f"workspace {out} ready; dvc repro ...")
     proc = dvc(ws, "repro", check=False)
