@@ -10,7 +10,9 @@ its path relative to that folder, without the extension (``00042.jpg`` -> ``0004
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+import io
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
@@ -59,25 +61,57 @@ class Labels:
     path: Path
     ids: list[str]
     texts: dict[str, list[str]]  # labelset -> texts in the order of ``ids``
+    lines: list[int] = field(default_factory=list)  # the file line each id starts on
 
     @property
     def labelsets(self) -> list[str]:
         return list(self.texts)
 
 
+def _decode(path: Path, raw: bytes) -> str:
+    """The file's text; anything but UTF-8 (with or without BOM) is a clear error."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError(f'{path} is UTF-16 ("Unicode text" export); save it as UTF-8 CSV')
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        hint = ""
+        try:
+            raw.decode("cp1252")
+            hint = " (it decodes as Windows-1252/Latin-1: probably saved in that encoding)"
+        except UnicodeDecodeError:
+            pass
+        raise InputError(
+            f"{path}, line {line}, column {column}: not valid UTF-8, byte "
+            f"{raw[err.start : err.start + 1]!r}{hint}; save the file as UTF-8"
+        ) from None
+
+
 def read_labels(path: Path) -> Labels:
-    """Read and validate a labels CSV; errors name the file and the line."""
+    """Read and validate a labels CSV; errors name the file and the line.
+
+    Accepted: UTF-8 with or without a BOM, LF or CRLF line ends, quoted fields with commas
+    and newlines (a label's whitespace, newlines included, becomes single spaces), extra
+    columns (ignored unless named ``*_label``), empty trailing fields, blank lines. IDs are
+    taken as written (surrounding spaces aside): ``88`` and ``00088`` are different IDs.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"labels file {path} does not exist")
+    text = _decode(path, path.read_bytes())
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise InputError(f"{path}, line {line}: NUL character; is this really a CSV file?")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = path.read_bytes()[: err.start].count(b"\n") + 1
-        raise InputError(
-            f"{path}, line {line}: not valid UTF-8 ({err.reason}); save the file as UTF-8"
-        ) from None
-    reader = csv.reader(text.splitlines(keepends=True))
+        return _parse(path, reader)
+    except csv.Error as err:
+        raise InputError(f"{path}, line {reader.line_num}: malformed CSV: {err}") from None
+
+
+def _parse(path: Path, reader: Iterator[list[str]]) -> Labels:
     header = next(reader, None)
     if header is None:
         raise InputError(f"{path} is empty; expected the header ID,short_label,long_label")
@@ -87,19 +121,28 @@ def read_labels(path: Path) -> Labels:
     label_cols = [h for h in header if h.endswith(LABEL_SUFFIX)]
     if not label_cols:
         raise InputError(f"{path}, line 1: no *_label column in the header {header}")
+    for name in [*label_cols, "ID"]:
+        if header.count(name) > 1:
+            raise InputError(f"{path}, line 1: column {name!r} appears twice in the header")
     id_col = header.index("ID")
     cols = {name: header.index(name) for name in label_cols}
     ids: list[str] = []
+    lines: list[int] = []
     texts: dict[str, list[str]] = {name.removesuffix(LABEL_SUFFIX): [] for name in label_cols}
     first_line: dict[str, int] = {}
-    start = reader.line_num + 1
+    start = reader.line_num + 1  # type: ignore[attr-defined]
     for row in reader:
         line = start
-        start = reader.line_num + 1
+        start = reader.line_num + 1  # type: ignore[attr-defined]
         if not any(cell.strip() for cell in row):
             continue
         if len(row) < len(header):
             raise InputError(f"{path}, line {line}: {len(row)} fields, expected {len(header)}")
+        if any(cell.strip() for cell in row[len(header) :]):
+            raise InputError(
+                f"{path}, line {line}: {len(row)} fields, expected {len(header)}; a label "
+                'that contains a comma must be in double quotes ("like, this")'
+            )
         image_id = row[id_col].strip()
         if not image_id:
             raise InputError(f"{path}, line {line}: empty ID")
@@ -115,19 +158,44 @@ def read_labels(path: Path) -> Labels:
                 raise InputError(f"{path}, line {line}: empty {name} for ID {image_id!r}")
             texts[name.removesuffix(LABEL_SUFFIX)].append(label)
         ids.append(image_id)
+        lines.append(line)
     if not ids:
         raise InputError(f"{path} has a header but no labels")
-    return Labels(path=path, ids=ids, texts=texts)
+    return Labels(path=path, ids=ids, texts=texts, lines=lines)
 
 
-def check_targets(labels: Labels, image_ids: list[str]) -> None:
-    """Every labelled id must be an image of the collection."""
+def _suggestion(image_id: str, known: set[str], unpadded: dict[str, str]) -> str:
+    """A hint for a labelled ID that is not an image id, when one is near."""
+    stem, dot, suffix = image_id.rpartition(".")
+    if dot and f".{suffix.lower()}" in IMAGE_SUFFIXES and stem in known:
+        return f" (did you mean {stem!r}? IDs have no file extension)"
+    if image_id.isdigit() and image_id.lstrip("0") in unpadded:
+        match = unpadded[image_id.lstrip("0")]
+        return f" (did you mean {match!r}? IDs must match the file name exactly, leading zeros too)"
+    return ""
+
+
+def check_targets(labels: Labels, image_ids: list[str], skipped: Collection[str] = ()) -> list[str]:
+    """Every labelled id must be an image of the collection, or one the embed stage skipped
+    as unreadable; returns the labelled ids that were skipped (their queries can never find
+    their target). IDs match exactly; the error suggests the likely intended id."""
     known = set(image_ids)
-    missing = [i for i in labels.ids if i not in known]
+    skipped = set(skipped)
+    missing = [
+        (i, line)
+        for i, line in zip(labels.ids, labels.lines or [0] * len(labels.ids), strict=True)
+        if i not in known and i not in skipped
+    ]
     if missing:
-        shown = ", ".join(repr(m) for m in missing[:10])
-        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        unpadded = {k.lstrip("0"): k for k in known if k.isdigit()}
+        shown = [
+            (f"line {line}: " if line else "") + repr(i) + _suggestion(i, known, unpadded)
+            for i, line in missing[:10]
+        ]
+        more = f"\n  ... and {len(missing) - 10} more" if len(missing) > 10 else ""
         raise InputError(
-            f"{labels.path}: {len(missing)} labelled ID(s) are not images of the collection: "
-            f"{shown}{more}"
+            f"{labels.path}: {len(missing)} labelled ID(s) are not images of the collection:\n  "
+            + "\n  ".join(shown)
+            + more
         )
+    return [i for i in labels.ids if i in skipped]

@@ -1,45 +1,228 @@
-"""The embedding loop: images decoded in DataLoader workers, encoded in batches, streamed
-to a memory-mapped ``.npy`` so that memory does not grow with the collection."""
+"""The image embedding loop: resumable, shardable across processes, streamed to disk.
+
+The image list is cut into chunks of ``chunk_size`` images (a whole number of batches).
+Each finished chunk is saved at once in a *partial* folder outside the stage's output
+(DVC deletes a stage's output folder before running it): ``<partial>/<key>/``, where the
+key hashes everything the embeddings depend on (model, weights, precision, device type,
+decoding path, batch and chunk size, store dtype, ``max_pixels``, and the image list with
+every file's size and modification time), so a partial made from other inputs is never
+reused. A run killed at any point loses at most the chunk it was embedding; the next run
+embeds only the missing chunks. Batches are the same whichever run or process embeds a
+chunk, so the result is identical to an uninterrupted single-process run.
+
+Under ``torchrun`` each process embeds every WORLD-th missing chunk; the first process
+then waits for the others and merges the chunks, in order, into the output folder (written
+atomically), streaming them so that memory does not grow with the collection.
+
+Images that the decoding rules refuse (:mod:`kisbench.images`) are collected with their
+reasons over the whole run. ``on_unreadable: fail`` (default) then fails with the full
+list, keeping every finished chunk; ``skip`` leaves them out of the embeddings and lists
+them in ``skipped.csv``. The policy is not part of the key: switching to ``skip`` after a
+failed run reuses all the work.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import hashlib
+import json
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from kisbench import store
-from kisbench.images import load_rgb
+from kisbench.collections import InputError
+from kisbench.distributed import SINGLE, Group
+from kisbench.images import DEFAULT_MAX_PIXELS
+from kisbench.loaders import Batch, device_batches, pil_batches
 from kisbench.models.base import EmbeddingModel
 
+DECODERS = ("auto", "device", "pil")
+ON_UNREADABLE = ("fail", "skip")
+SHOWN_FAILURES = 1000  # lines of the error message; unreadable.csv has them all
 
-class ImageFiles(Dataset):
-    """Decodes and preprocesses one image file per item, in a worker process."""
 
-    def __init__(self, paths: Sequence[Path], transform: Any) -> None:
-        self.paths = list(paths)
-        self.transform = transform
+def default_workers(processes_per_node: int = 1) -> int:
+    """Decoding processes (or reader threads) per embedding process: the node's CPUs shared
+    among its processes, one left for the main loop, at most 16."""
+    cpus = os.cpu_count() or 2
+    return max(1, min(16, cpus // max(1, processes_per_node) - 1))
 
-    def __len__(self) -> int:
-        return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor]:
-        path = self.paths[index]
+@dataclass(frozen=True)
+class EmbedOptions:
+    """The ``embed`` section of params.yaml, as far as the image loop uses it."""
+
+    batch_size: int = 64
+    chunk_size: int = 4096  # images per resumable chunk; rounded up to whole batches
+    workers: int | None = None  # None: default_workers()
+    decode: str = "auto"  # auto: "device" on a GPU when the model allows it, else "pil"
+    draft: bool = True  # JPEG draft decoding on the pil path when the input is much smaller
+    on_unreadable: str = "fail"  # or "skip"
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    store_dtype: str = "float32"
+
+    @classmethod
+    def from_params(cls, embed: dict[str, Any]) -> EmbedOptions:
+        """Options from the params ``embed`` section (other keys there are ignored)."""
+        names = {f.name for f in fields(cls)}
+        given = {k: v for k, v in (embed or {}).items() if k in names and v is not None}
+        return cls(**given).checked()
+
+    def checked(self) -> EmbedOptions:
+        def bad(name: str, why: str) -> InputError:
+            value = getattr(self, name)
+            return InputError(f"params.yaml embed.{name} = {value!r}: {why}")
+
+        for name in ("batch_size", "chunk_size", "max_pixels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise bad(name, "expected a positive whole number")
+        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 0):
+            raise bad("workers", "expected a whole number >= 0, or null for the default")
+        if self.decode not in DECODERS:
+            raise bad("decode", f"expected one of {', '.join(DECODERS)}")
+        if self.on_unreadable not in ON_UNREADABLE:
+            raise bad("on_unreadable", f"expected one of {', '.join(ON_UNREADABLE)}")
+        if self.store_dtype not in ("float32", "float16"):
+            raise bad("store_dtype", "expected float32 or float16")
+        if not isinstance(self.draft, bool):
+            raise bad("draft", "expected true or false")
+        chunk = -(-self.chunk_size // self.batch_size) * self.batch_size
+        return replace(self, chunk_size=chunk)
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    index: int
+    start: int
+    stop: int
+
+    @property
+    def name(self) -> str:
+        return f"chunk-{self.index:07d}"
+
+
+def _chunks(n: int, size: int) -> list[_Chunk]:
+    return [_Chunk(i, s, min(n, s + size)) for i, s in enumerate(range(0, n, size))]
+
+
+def resolve_decode(model: EmbeddingModel, decode: str, device: torch.device) -> str:
+    """The decoding path: ``device`` (GPU decode and preprocessing) or ``pil``."""
+    spec = model.pixel_spec()
+    if decode == "auto":
+        return "device" if device.type == "cuda" and spec is not None else "pil"
+    if decode == "device" and spec is None:
+        raise InputError(
+            f"model {model.spec.key!r}: its image preprocessing is not a plain resize, crop "
+            "and normalise, so embed.decode: device cannot reproduce it; use auto or pil"
+        )
+    return decode
+
+
+def _images_digest(ids: Sequence[str], paths: Sequence[Path]) -> str:
+    h = hashlib.sha256()
+    for image_id, path in zip(ids, paths, strict=True):
         try:
-            return index, self.transform(load_rgb(path))
-        except Exception as err:  # noqa: BLE001 - re-raised with the file's name
-            raise RuntimeError(f"cannot read image {path}: {err}") from err
+            st = path.stat()
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:
+            size, mtime = -1, -1
+        h.update(f"{image_id}\0{path.suffix}\0{size}\0{mtime}\n".encode())
+    return h.hexdigest()
 
 
-def default_workers() -> int:
-    return max(1, min(16, (os.cpu_count() or 2) - 1))
+def partial_key(
+    model: EmbeddingModel,
+    ids: Sequence[str],
+    paths: Sequence[Path],
+    options: EmbedOptions,
+    decode: str,
+    device: torch.device,
+) -> tuple[str, dict[str, Any]]:
+    """The hash that names a partial folder, and what it covers."""
+    covered = {
+        "model": {k: v for k, v in model.provenance().items() if k != "device"},
+        "device_type": device.type,
+        "decode": decode,
+        "draft": options.draft and decode == "pil",
+        "batch_size": options.batch_size,
+        "chunk_size": options.chunk_size,
+        "store_dtype": options.store_dtype,
+        "max_pixels": options.max_pixels,
+        "images": len(ids),
+        "images_sha256": _images_digest(ids, paths),
+    }
+    text = json.dumps(covered, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24], covered
+
+
+def _save_chunk(
+    work: Path, chunk: _Chunk, rows: list[np.ndarray], failed: dict[int, str], store_dtype: str
+) -> None:
+    """Write one finished chunk: rows first, then the JSON that marks it complete (each by
+    temp file + rename, so a kill never leaves a chunk that looks complete but is not)."""
+    vectors = np.concatenate(rows).astype(store_dtype) if rows else np.zeros(0, store_dtype)
+    tmp = work / f".{chunk.name}.npy.tmp"
+    with open(tmp, "wb") as f:
+        np.save(f, vectors)
+    os.replace(tmp, work / f"{chunk.name}.npy")
+    store.write_json(
+        work / f"{chunk.name}.json",
+        {
+            "chunk": chunk.index,
+            "start": chunk.start,
+            "stop": chunk.stop,
+            "rows": int(len(vectors)) if rows else 0,
+            "failed": {str(k): v for k, v in sorted(failed.items())},
+        },
+    )
+
+
+def _done(work: Path, chunk: _Chunk) -> bool:
+    return (work / f"{chunk.name}.json").is_file() and (work / f"{chunk.name}.npy").is_file()
+
+
+def _batches(
+    model: EmbeddingModel,
+    paths: Sequence[Path],
+    plan: list[list[int]],
+    options: EmbedOptions,
+    decode: str,
+    device: torch.device,
+    workers: int,
+) -> Iterator[Batch]:
+    spec = model.pixel_spec()
+    if decode == "device":
+        assert spec is not None
+        return device_batches(
+            paths,
+            plan,
+            spec,
+            device=device,
+            dtype=getattr(model, "dtype", torch.float32),
+            threads=workers,
+            max_pixels=options.max_pixels,
+        )
+    draft = spec.draft_size if (spec is not None and options.draft) else None
+    return pil_batches(
+        paths,
+        plan,
+        model.image_transform,
+        workers=workers,
+        draft=draft,
+        max_pixels=options.max_pixels,
+        pin_memory=device.type == "cuda",
+    )
 
 
 def embed_images(
@@ -48,61 +231,165 @@ def embed_images(
     paths: Sequence[Path],
     out: Path,
     *,
-    batch_size: int = 64,
-    workers: int | None = None,
-    store_dtype: str = "float32",
+    options: EmbedOptions | None = None,
+    partial: Path | None = None,
+    group: Group = SINGLE,
     progress: bool = True,
-) -> dict[str, Any]:
-    """Embed every image into the embedding set ``out`` (written atomically); return meta."""
+    **overrides: Any,
+) -> dict[str, Any] | None:
+    """Embed every image into the embedding set ``out``; return its meta (None in the
+    processes of a torchrun group other than the first, which writes the result).
+
+    ``partial`` holds the resumable chunks (default: ``.<out name>.partial`` beside ``out``);
+    ``overrides`` replace fields of ``options`` (``batch_size=...``, ``workers=...``).
+    Raises :class:`InputError` listing every unreadable image under ``on_unreadable: fail``.
+    """
     if len(ids) != len(paths):
         raise ValueError("ids and paths differ in length")
-    workers = default_workers() if workers is None else workers
-    device = getattr(model, "device", torch.device("cpu"))
-    loader = DataLoader(
-        ImageFiles(paths, model.image_transform),
-        batch_size=batch_size,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=False,
-    )
+    if not ids:
+        raise InputError("no images to embed")
+    opts = replace(options or EmbedOptions(), **overrides).checked()
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    vectors: np.ndarray | None = None
+    paths = [Path(p) for p in paths]
+    device = torch.device(getattr(model, "device", "cpu"))
+    decode = resolve_decode(model, opts.decode, device)
+    workers = default_workers(group.local_world) if opts.workers is None else opts.workers
+    key, covered = partial_key(model, ids, paths, opts, decode, device)
+    root = Path(partial) if partial is not None else out.with_name(f".{out.name}.partial")
+    work = root / key
+
+    if group.first:
+        if root.is_dir():  # partials of other inputs are stale: never reused, so removed
+            for old in root.iterdir():
+                if old.name != key:
+                    shutil.rmtree(old) if old.is_dir() else old.unlink()
+        work.mkdir(parents=True, exist_ok=True)
+        store.write_json(work / "inputs.json", covered)
+    group.barrier()
+    chunks = _chunks(len(ids), opts.chunk_size)
+    pending = [c for c in chunks if not _done(work, c)]
+    resumed = sum(c.stop - c.start for c in chunks if c not in pending)
+    group.barrier()  # everyone has listed the finished chunks before anyone adds to them
+
+    mine = pending[group.rank :: group.world]
+    plan: list[list[int]] = []
+    owner: list[_Chunk] = []
+    for c in mine:
+        for s in range(c.start, c.stop, opts.batch_size):
+            plan.append(list(range(s, min(c.stop, s + opts.batch_size))))
+            owner.append(c)
     start = time.perf_counter()
     with tqdm(
-        total=len(paths), unit="img", desc=f"embed {model.spec.key}", disable=not progress
+        total=len(ids),
+        initial=resumed,
+        unit="img",
+        desc=f"embed {model.spec.key}",
+        disable=not (progress and group.first),
     ) as bar:
-        for index, pixels in loader:
-            emb = model.encode_images(pixels)
-            if vectors is None:
-                vectors = np.lib.format.open_memmap(
-                    tmp / store.EMBEDDINGS,
-                    mode="w+",
-                    dtype=store_dtype,
-                    shape=(len(paths), *emb.shape[1:]),
-                )
-            vectors[index.numpy()] = emb
-            bar.update(len(index))
+        rows: list[np.ndarray] = []
+        failed: dict[int, str] = {}
+        batches = _batches(model, paths, plan, opts, decode, device, workers) if plan else []
+        for i, batch in enumerate(batches):
+            if batch.pixels is not None:
+                rows.append(model.encode_images(batch.pixels))
+            failed.update(batch.failures)
+            bar.update(len(plan[i]))
+            if i + 1 == len(plan) or owner[i + 1] is not owner[i]:
+                _save_chunk(work, owner[i], rows, failed, opts.store_dtype)
+                rows, failed = [], {}
+    group.barrier()
+    if not group.first:
+        return None
     seconds = time.perf_counter() - start
-    assert vectors is not None  # list_images never returns an empty collection
-    vectors.flush()
-    del vectors
-    store.write_ids(tmp / store.IDS, list(ids))
+    computed = len(ids) - resumed
     meta = {
         **model.provenance(),
         "kind": "images",
-        "count": len(ids),
-        "store_dtype": store_dtype,
-        "batch_size": batch_size,
+        "decode": decode,
+        "batch_size": opts.batch_size,
+        "chunk_size": opts.chunk_size,
         "workers": workers,
+        "processes": group.world,
+        "store_dtype": opts.store_dtype,
+        "max_pixels": opts.max_pixels,
+        "on_unreadable": opts.on_unreadable,
+        "resumed_images": resumed,
         "seconds": round(seconds, 3),
-        "images_per_s": round(len(ids) / seconds, 2) if seconds > 0 else None,
+        "images_per_s": round(computed / seconds, 2) if seconds > 0 and computed else None,
     }
+    meta = _merge(work, chunks, ids, paths, out, opts, meta)
+    shutil.rmtree(root, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        root.parent.rmdir()  # the shared ".partial" folder, once no stage has work in it
+    return meta
+
+
+def _merge(
+    work: Path,
+    chunks: list[_Chunk],
+    ids: Sequence[str],
+    paths: Sequence[Path],
+    out: Path,
+    opts: EmbedOptions,
+    meta: dict[str, Any],
+) -> dict[str, Any]:
+    """Chunks -> the embedding set ``out`` (atomically), or the error listing every
+    unreadable image. Returns the meta written."""
+    infos = []
+    for c in chunks:
+        if not _done(work, c):
+            raise RuntimeError(f"{work}: {c.name} is missing after every process finished")
+        infos.append(json.loads((work / f"{c.name}.json").read_text(encoding="utf-8")))
+    failed = {int(k): v for info in infos for k, v in info["failed"].items()}
+    if failed:
+        report = work / "unreadable.csv"
+        with open(report, "w", encoding="utf-8", newline="") as f:
+            csv.writer(f).writerows([("id", "path", "reason")] + _rows(failed, ids, paths))
+    if failed and opts.on_unreadable == "fail":
+        lines = [f"  {paths[i]}: {reason}" for i, reason in sorted(failed.items())]
+        more = len(lines) - SHOWN_FAILURES
+        shown = lines[:SHOWN_FAILURES] + ([f"  ... and {more} more"] if more > 0 else [])
+        raise InputError(
+            f"{len(failed)} of {len(ids)} images cannot be embedded:\n"
+            + "\n".join(shown)
+            + f"\nFull list: {report}. The other images' embeddings are kept in {work}: set "
+            "embed.on_unreadable: skip to leave these images out (they are listed in the "
+            "output's skipped.csv) without recomputing, or fix or remove the files."
+        )
+    kept = len(ids) - len(failed)
+    if kept == 0:
+        raise InputError(f"none of the {len(ids)} images could be read; see {work}")
+    shape: tuple[int, ...] | None = None
+    for c, info in zip(chunks, infos, strict=True):
+        if info["rows"]:
+            shape = np.load(work / f"{c.name}.npy", mmap_mode="r").shape[1:]
+            break
+    assert shape is not None
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    dtype = np.dtype(opts.store_dtype)
+    with open(tmp / store.EMBEDDINGS, "wb") as f:
+        # Written as a stream, chunk by chunk: memory stays one chunk whatever the size.
+        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False}
+        np.lib.format.write_array_header_1_0(f, {**header, "shape": (kept, *shape)})
+        for c, info in zip(chunks, infos, strict=True):
+            if info["rows"]:
+                part = np.load(work / f"{c.name}.npy")
+                if part.shape[1:] != shape or part.dtype != dtype:
+                    raise RuntimeError(f"{work}/{c.name}.npy: shape {part.shape} or dtype differs")
+                f.write(np.ascontiguousarray(part).tobytes())
+    kept_ids = [image_id for i, image_id in enumerate(ids) if i not in failed]
+    store.write_ids(tmp / store.IDS, kept_ids)
+    store.write_skipped(tmp / store.SKIPPED, _rows(failed, ids, paths))
+    meta = {**meta, "count": kept, "skipped": len(failed)}
     store.write_json(tmp / store.META, meta)
     store.commit(tmp, out)
     return meta
+
+
+def _rows(failed: dict[int, str], ids: Sequence[str], paths: Sequence[Path]) -> list[tuple]:
+    return [(ids[i], paths[i].as_posix(), reason) for i, reason in sorted(failed.items())]
 
 
 def embed_texts(model: EmbeddingModel, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:

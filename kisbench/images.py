@@ -1,18 +1,184 @@
-"""Decoding an image file into the RGB picture a model sees."""
+"""Decoding an image file into the RGB picture a model sees, by one set of rules.
+
+Every image is either decoded by these rules or refused with a reason
+(:class:`UnreadableImage`); the extraction loop reports refused images, it never guesses:
+
+- EXIF orientation is applied (tags 2-8; an unreadable EXIF block counts as no orientation);
+- transparency (alpha channel, palette or PNG ``tRNS`` transparency) is composited on white;
+- greyscale and palette images become RGB; CMYK JPEGs are converted by Pillow's
+  CMYK -> RGB formula (no ICC colour management);
+- 16-bit greyscale is scaled to 8 bits (65535 -> 255; Pillow alone would clip it to white);
+  16-bit colour PNGs are scaled to 8 bits by Pillow;
+- animated GIF, WebP and PNG: the first frame;
+- refused: an empty file, a file no decoder recognises, truncated or corrupt data, more
+  pixels than ``max_pixels`` (decompression bombs), 32-bit float images.
+"""
 
 from __future__ import annotations
 
+import io
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+# Pillow's own hard limit (it refuses larger images as decompression bombs); we check
+# ``max_pixels`` ourselves, so its softer warning at half this size is noise.
+DEFAULT_MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+EXIF_ORIENTATION = 0x0112
+# EXIF orientation -> the Pillow transpose that makes the picture upright.
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+_WIDE_GREY = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
 
 
-def load_rgb(path: Path) -> Image.Image:
-    """Open an image as RGB: EXIF orientation applied, transparency composited on white."""
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-            im = im.convert("RGBA")
-            background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-            return Image.alpha_composite(background, im).convert("RGB")
-        return im.convert("RGB")
+class UnreadableImage(Exception):
+    """An image file that the rules refuse; ``reason`` says why, for the report."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Header:
+    """What an image file's header says, read without decoding the pixels."""
+
+    format: str | None  # Pillow's format name: "JPEG", "PNG", ...
+    mode: str  # Pillow's mode of the stored pixels: "RGB", "L", "CMYK", ...
+    width: int
+    height: int
+    orientation: int  # EXIF orientation 1-8 (1: upright or no EXIF)
+    progressive: bool
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes; an empty or unreadable file is refused with its reason."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise UnreadableImage(f"cannot read the file: {err.strerror or err}") from None
+    if not data:
+        raise UnreadableImage("empty file (0 bytes)")
+    return data
+
+
+def orientation(im: Image.Image) -> int:
+    """EXIF orientation of an opened image, 1 when absent, invalid or unparsable."""
+    try:
+        value = im.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not make the picture unreadable
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    try:
+        im = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise UnreadableImage("not an image (no decoder recognises the data)") from None
+    except Image.DecompressionBombError as err:
+        raise UnreadableImage(f"too large: {err}") from None
+    except Exception as err:  # noqa: BLE001 - any decoder error becomes a reported reason
+        raise UnreadableImage(f"corrupt header: {type(err).__name__}: {err}") from None
+    w, h = im.size
+    if w * h > max_pixels:
+        im.close()
+        raise UnreadableImage(
+            f"too large: {w} x {h} = {w * h:,} pixels, more than max_pixels {max_pixels:,} "
+            "(a possible decompression bomb)"
+        )
+    if w == 0 or h == 0:
+        im.close()
+        raise UnreadableImage(f"empty picture ({w} x {h} pixels)")
+    return im
+
+
+def probe(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
+    """Read the header only (cheap): format, size, orientation; refuse what the rules refuse
+    before any decoding (empty, not an image, too large)."""
+    if not data:
+        raise UnreadableImage("empty file (0 bytes)")
+    with _open(data, max_pixels) as im:
+        return Header(
+            format=im.format,
+            mode=im.mode,
+            width=im.size[0],
+            height=im.size[1],
+            orientation=orientation(im),
+            progressive=bool(im.info.get("progressive") or im.info.get("progression")),
+        )
+
+
+def load_rgb(
+    source: Path | bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    draft: tuple[int, int] | None = None,
+) -> Image.Image:
+    """Decode an image file (a path or its bytes) into an upright 8-bit RGB picture.
+
+    ``draft`` (width, height): a JPEG may be decoded at 1/2, 1/4 or 1/8 scale by the
+    decoder itself, as long as both sides stay at least this large (much faster for large
+    photos; the caller resizes further anyway). Raises :class:`UnreadableImage`.
+    """
+    data = read_bytes(source) if isinstance(source, Path) else source
+    if not data:
+        raise UnreadableImage("empty file (0 bytes)")
+    im = _open(data, max_pixels)
+    try:
+        turn = orientation(im)
+        if draft is not None and im.format == "JPEG":
+            im.draft("RGB", draft)
+        im.load()
+        rgb = _to_rgb(im)
+    except UnreadableImage:
+        raise
+    except Exception as err:  # noqa: BLE001 - any decoder error becomes a reported reason
+        raise UnreadableImage(f"truncated or corrupt data: {type(err).__name__}: {err}") from None
+    finally:
+        im.close()
+    return rgb.transpose(_TRANSPOSE[turn]) if turn in _TRANSPOSE else rgb
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode in _WIDE_GREY:
+        # Pillow clips 16-bit values to 255 when converting; scale them instead.
+        wide = np.asarray(im, dtype=np.float64)
+        grey = np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if im.mode == "F":
+        raise UnreadableImage("32-bit float pixels: no agreed 8-bit conversion")
+    if im.mode in _ALPHA_MODES or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def to_tensor(im: Image.Image) -> torch.Tensor:
+    """An RGB picture as a (3, H, W) uint8 tensor."""
+    return torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+def orient_tensor(pixels: torch.Tensor, turn: int) -> torch.Tensor:
+    """Apply EXIF orientation ``turn`` to a (C, H, W) tensor, as :func:`load_rgb` does to a
+    picture (the device path decodes JPEGs without Pillow)."""
+    if turn in (2, 4, 5, 7):  # the mirrored orientations
+        pixels = pixels.flip(-1)
+    # After the mirror, each is a counter-clockwise rotation by quarter turns.
+    quarter = {1: 0, 2: 0, 3: 2, 4: 2, 5: 1, 6: 3, 7: 3, 8: 1}[turn]
+    return torch.rot90(pixels, quarter, dims=(-2, -1)) if quarter else pixels

@@ -22,6 +22,12 @@ def features_dir(model: str, collection: str) -> Path:
     return DATA / "features" / model / collection
 
 
+def partial_dir(model: str, collection: str) -> Path:
+    """Finished chunks of an unfinished embed-images run, for the next run to resume from.
+    Outside the stage's output, which DVC deletes before it runs the stage."""
+    return DATA / "features" / ".partial" / f"{model}-{collection}"
+
+
 def queries_dir(model: str, collection: str) -> Path:
     """Holds one embedding set per labelset: ``<queries_dir>/<labelset>/``."""
     return DATA / "queries" / model / collection

@@ -4,10 +4,13 @@ One folder holds one embedding set (a model's view of a collection, or of one la
 queries). Rows of ``embeddings.npy`` follow the ids in ``ids.txt``. A set is either
 single-vector, shape ``(N, D)``, or multi-vector, shape ``(N, Q, D)`` (BLIP-2 keeps all
 Q-Former query vectors of an image). No pickle: ``.npy`` is plain data and memory-maps.
+An image set may also hold ``skipped.csv`` (``id,path,reason``): images of the collection
+that the embed stage could not read and left out (``embed.on_unreadable: skip``).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -20,6 +23,8 @@ import numpy as np
 EMBEDDINGS = "embeddings.npy"
 IDS = "ids.txt"
 META = "meta.json"
+SKIPPED = "skipped.csv"
+SKIPPED_COLUMNS = ("id", "path", "reason")
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,23 @@ def write_ids(path: Path, ids: list[str]) -> None:
 
 def read_ids(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines()
+
+
+def write_skipped(path: Path, rows: list[tuple[str, str, str]]) -> None:
+    """``skipped.csv``: one ``(id, path, reason)`` row per image left out."""
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(SKIPPED_COLUMNS)
+        writer.writerows(rows)
+
+
+def read_skipped(folder: Path) -> dict[str, str]:
+    """Image id -> reason for the images an embedding set left out (none if no file)."""
+    path = Path(folder) / SKIPPED
+    if not path.is_file():
+        return {}
+    with open(path, encoding="utf-8", newline="") as f:
+        return {row["id"]: row["reason"] for row in csv.DictReader(f)}
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

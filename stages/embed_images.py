@@ -7,7 +7,7 @@ import typer
 from kisbench import layout
 from kisbench.cli import clear_errors, quiet_libraries
 from kisbench.collections import list_images
-from kisbench.models import load_model, model_entry
+from kisbench.models import check_model, load_model, model_entry
 from kisbench.params import collection_entry, load_params, section
 
 app = typer.Typer(add_completion=False)
@@ -20,33 +20,53 @@ def main(
     collection: str = typer.Option(..., help="Collection name from params.yaml `collections`."),
     params: Path = typer.Option(Path("params.yaml"), help="Parameters file."),
     out: Path = typer.Option(None, help="Output folder [default: data/features/MODEL/COLLECTION]."),
+    partial: Path = typer.Option(
+        None, help="Folder for resumable chunks [default: data/features/.partial/MODEL-COLLECTION]."
+    ),
 ) -> None:
-    """Write embeddings.npy, ids.txt and meta.json for COLLECTION's images under MODEL."""
+    """Write embeddings.npy, ids.txt, skipped.csv and meta.json for COLLECTION's images.
+
+    A killed run resumes from its last finished chunk. Under
+    `torchrun --nproc-per-node N -m stages.embed_images ...` each process embeds a share
+    of the chunks and the first one writes the result.
+    """
     quiet_libraries()
     p = load_params(params)
     collection_entry(p, collection)
     opts = section(p, "embed")
     ids, paths = list_images(layout.images_dir(collection))
-    # load_model checks the weights before importing torch (seconds): an offline machine
-    # without them fails at once. The embedding loop needs torch, so it is imported after.
-    m = load_model(
-        model,
-        model_entry(p, model),
-        device=opts.get("device", "auto"),
-        precision=opts.get("precision", "auto"),
-    )
-    from kisbench.extract import embed_images
+    entry = model_entry(p, model)
+    # Weights first (seconds, no torch): an offline machine without them fails at once;
+    # the embedding loop and torch.distributed are imported after.
+    check_model(model, entry)
+    from kisbench import distributed
+    from kisbench.extract import EmbedOptions, embed_images
 
-    meta = embed_images(
-        m,
-        ids,
-        paths,
-        out or layout.features_dir(model, collection),
-        batch_size=opts.get("batch_size", 64),
-        workers=opts.get("workers"),
-        store_dtype=opts.get("store_dtype", "float32"),
-    )
-    typer.echo(f"{model}/{collection}: {meta['count']} images, {meta['images_per_s']} images/s")
+    options = EmbedOptions.from_params(opts)
+    group = distributed.join()
+    try:
+        m = load_model(
+            model,
+            entry,
+            device=distributed.device_for(group, opts.get("device", "auto")),
+            precision=opts.get("precision", "auto"),
+        )
+        meta = embed_images(
+            m,
+            ids,
+            paths,
+            out or layout.features_dir(model, collection),
+            options=options,
+            partial=partial or layout.partial_dir(model, collection),
+            group=group,
+        )
+    finally:
+        distributed.leave(group)
+    if meta is not None:
+        typer.echo(
+            f"{model}/{collection}: {meta['count']} images embedded, {meta['skipped']} skipped, "
+            f"{meta['resumed_images']} resumed, {meta['images_per_s']} images/s ({meta['decode']})"
+        )
 
 
 if __name__ == "__main__":

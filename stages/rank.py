@@ -23,15 +23,30 @@ def main(
     out: Path = typer.Option(None, help="Output folder [default: data/ranks/MODEL/COLLECTION]."),
 ) -> None:
     """Write <labelset>.csv (query_id,target_id,labelset,rank,score,top_ids) per labelset,
-    and info.json (collection size, truncated queries) for the evaluate stage."""
+    and info.json (collection size, truncated queries, skipped targets) for the evaluate stage.
+
+    A target that the embed stage skipped as unreadable (its skipped.csv) gets rank
+    images + 1, "never found", and is listed in info.json."""
     opts = section(load_params(params), "rank")
-    images = store.load(layout.features_dir(model, collection))
+    features = layout.features_dir(model, collection)
+    images = store.load(features)
+    skipped = store.read_skipped(features)
     labels = read_labels(layout.labels_path(collection))
-    check_targets(labels, images.ids)
+    skipped_targets = check_targets(labels, images.ids, skipped)
+    if skipped_targets:
+        typer.echo(
+            f"warning: {len(skipped_targets)} target image(s) were skipped as unreadable by the "
+            f"embed stage and count as never found: {', '.join(skipped_targets[:10])}",
+            err=True,
+        )
     out = out or layout.ranks_dir(model, collection)
     out.mkdir(parents=True, exist_ok=True)
     device = str(resolve_device(opts.get("device", "auto")))
-    info = {"images": len(images.ids), "truncated": {}}
+    info = {
+        "images": len(images.ids),
+        "truncated": {},
+        "skipped_targets": {i: skipped[i] for i in skipped_targets},
+    }
     for labelset in labels.labelsets:
         queries = store.load(layout.queries_dir(model, collection) / labelset)
         info["truncated"][labelset] = queries.meta.get("truncated")

@@ -24,9 +24,9 @@ FAMILIES: dict[str, str] = {
 }
 
 
-def load_model(
-    key: str, entry: dict[str, Any], *, device: str = "auto", precision: str = "auto"
-) -> EmbeddingModel:
+def check_model(key: str, entry: dict[str, Any]) -> ModelSpec:
+    """The model's spec, once its family is known and its weights can be had (seconds, no
+    torch): a stage calls this before its heavy imports, so a missing download fails fast."""
     spec = ModelSpec.from_params(key, entry)
     if spec.family not in FAMILIES:
         raise ModelError(
@@ -36,6 +36,13 @@ def load_model(
 
     if weights.check(spec):
         hub.go_offline()
+    return spec
+
+
+def load_model(
+    key: str, entry: dict[str, Any], *, device: str = "auto", precision: str = "auto"
+) -> EmbeddingModel:
+    spec = check_model(key, entry)
     module, func = FAMILIES[spec.family].split(":")
     loader = getattr(importlib.import_module(module), func)
     return loader(spec, device=device, precision=precision)
@@ -49,4 +56,4 @@ def model_entry(params: dict[str, Any], key: str) -> dict[str, Any]:
     return models[key]
 
 
-__all__ = ["FAMILIES", "ModelError", "ModelSpec", "load_model", "model_entry"]
+__all__ = ["FAMILIES", "ModelError", "ModelSpec", "check_model", "load_model", "model_entry"]

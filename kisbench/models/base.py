@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from kisbench.models.spec import ModelError, ModelSpec
+from kisbench.pixels import PixelSpec, spec_from_transform
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -57,6 +58,16 @@ class EmbeddingModel(ABC):
     @abstractmethod
     def provenance(self) -> dict[str, Any]:
         """What produced the embeddings: spec, resolved weights, preprocessing, dtype."""
+
+    def pixel_spec(self) -> PixelSpec | None:
+        """``image_transform`` as a plain resize, centre crop and normalise, or None.
+
+        With it, the extraction loop can decode and preprocess JPEGs on the GPU, and decode
+        large JPEGs at reduced size. The default reads it off a torchvision ``Compose``
+        (open_clip's transforms are); it is None for any other preprocessing, which then
+        always runs as ``image_transform``. A family may override it.
+        """
+        return spec_from_transform(self.image_transform)
 
 
 def precision_name(dtype: torch.dtype) -> str:

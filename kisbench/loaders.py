@@ -1,0 +1,309 @@
+"""Batches of model input from image files, by one of two paths.
+
+- ``pil``: DataLoader worker processes decode with Pillow (:func:`kisbench.images.load_rgb`,
+  with JPEG draft decoding when the model input is much smaller than the photo) and run the
+  model's own ``image_transform``; batches come back in pinned memory when the model is on a
+  GPU, so that the copy to it does not block.
+- ``device``: threads read the files; JPEGs are decoded by ``torchvision.io.decode_jpeg`` on
+  the model's device (nvJPEG on a GPU) and resized, cropped and normalised there by tensor
+  operations (:mod:`kisbench.pixels`); other formats, and the JPEGs those decoders refuse, are
+  decoded by Pillow in the threads and then take the same tensor steps. On a GPU the next
+  batch is prepared on a second CUDA stream while the model runs on the current one. On a
+  CPU device the same code runs with libjpeg-turbo (this is how the tests check the path).
+
+Both yield :class:`Batch` objects in the order of the plan; images that the decoding rules
+refuse come back as failures with their reason, never as an exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision.io import ImageReadMode, decode_jpeg
+
+from kisbench.images import (
+    DEFAULT_MAX_PIXELS,
+    UnreadableImage,
+    load_rgb,
+    orient_tensor,
+    probe,
+    read_bytes,
+    to_tensor,
+)
+from kisbench.pixels import PixelSpec, prepare
+
+# torchvision 0.29 deprecates its decoders in favour of TorchCodec, but they still work and
+# are the ones this path was measured with; the warning would repeat for every batch.
+warnings.filterwarnings(
+    "ignore", message=".*decoding and encoding capabilities of TorchVision", category=Warning
+)
+
+JPEG_MODES = frozenset({"RGB", "L"})  # CMYK/YCCK JPEGs go to Pillow, which converts them
+
+
+@dataclass
+class Batch:
+    """Model input for the images at ``positions`` (indices into the file list) in row
+    order, and the images of this batch that were refused, with their reasons."""
+
+    positions: list[int]
+    pixels: torch.Tensor | None  # (len(positions), 3, H, W); None when every image failed
+    failures: dict[int, str] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------- Pillow path
+
+
+class _PilFiles(Dataset):
+    """One image per item, decoded and transformed in a DataLoader worker."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        transform: Callable[[Any], torch.Tensor],
+        draft: tuple[int, int] | None,
+        max_pixels: int,
+    ) -> None:
+        self.paths = list(paths)
+        self.transform = transform
+        self.draft = draft
+        self.max_pixels = max_pixels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str | None]:
+        try:
+            picture = load_rgb(self.paths[index], max_pixels=self.max_pixels, draft=self.draft)
+            return index, self.transform(picture), None
+        except UnreadableImage as err:
+            return index, None, err.reason
+        except Exception as err:  # noqa: BLE001 - one bad file must not stop the others
+            return index, None, f"preprocessing failed: {type(err).__name__}: {err}"
+
+
+def _collate(
+    items: list[tuple[int, torch.Tensor | None, str | None]],
+) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, str]]]:
+    ok = [(i, x) for i, x, _ in items if x is not None]
+    failed = [(i, reason) for i, x, reason in items if x is None and reason is not None]
+    pixels = torch.stack([x for _, x in ok]) if ok else torch.empty(0)
+    return torch.tensor([i for i, _ in ok], dtype=torch.int64), pixels, failed
+
+
+def pil_batches(
+    paths: Sequence[Path],
+    plan: Sequence[Sequence[int]],
+    transform: Callable[[Any], torch.Tensor],
+    *,
+    workers: int,
+    draft: tuple[int, int] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    pin_memory: bool = False,
+) -> Iterator[Batch]:
+    """Batches for the index lists of ``plan``, decoded by ``workers`` processes (0: in this
+    process, as the thesis did)."""
+    loader = DataLoader(
+        _PilFiles(paths, transform, draft, max_pixels),
+        batch_sampler=[list(b) for b in plan],
+        num_workers=workers,
+        collate_fn=_collate,
+        pin_memory=pin_memory,
+        prefetch_factor=4 if workers else None,
+    )
+    for positions, pixels, failed in loader:
+        yield Batch(
+            positions=positions.tolist(),
+            pixels=pixels if len(positions) else None,
+            failures=dict(failed),
+        )
+
+
+# ---------------------------------------------------------------------------- device path
+
+
+@dataclass
+class _Fetched:
+    """One file after the reader thread: JPEG bytes for the device decoder, or a picture
+    Pillow already decoded, or the reason it was refused."""
+
+    position: int
+    jpeg: torch.Tensor | None = None
+    turn: int = 1
+    picture: torch.Tensor | None = None
+    reason: str | None = None
+
+
+def _ends_complete(data: bytes) -> bool:
+    """Whether JPEG data ends with its end-of-image marker (padding aside). Pillow refuses a
+    truncated JPEG; libjpeg-turbo and nvJPEG would quietly fill the rest with grey."""
+    return data.rstrip(b"\x00\r\n\t ")[-2:] == b"\xff\xd9"
+
+
+def _fetch(path: Path, position: int, max_pixels: int) -> _Fetched:
+    try:
+        data = read_bytes(path)
+        head = probe(data, max_pixels)
+        if head.format == "JPEG" and head.mode in JPEG_MODES and _ends_complete(data):
+            jpeg = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+            return _Fetched(position, jpeg=jpeg, turn=head.orientation)
+        return _Fetched(position, picture=to_tensor(load_rgb(data, max_pixels=max_pixels)))
+    except UnreadableImage as err:
+        return _Fetched(position, reason=err.reason)
+    except Exception as err:  # noqa: BLE001 - one bad file must not stop the others
+        return _Fetched(position, reason=f"decoding failed: {type(err).__name__}: {err}")
+
+
+class _DevicePreparer:
+    """Decodes and prepares one batch on ``device`` (called in the producer thread)."""
+
+    def __init__(
+        self, spec: PixelSpec, device: torch.device, dtype: torch.dtype, max_pixels: int
+    ) -> None:
+        self.spec = spec
+        self.device = device
+        self.dtype = dtype
+        self.max_pixels = max_pixels
+
+    def _decode(self, items: list[_Fetched]) -> None:
+        """Decode the JPEG items in place (item.picture); a batch the device decoder refuses
+        is retried image by image, and an image it refuses goes to Pillow."""
+        jpegs = [it for it in items if it.jpeg is not None]
+        if not jpegs:
+            return
+        try:
+            decoded = decode_jpeg(
+                [it.jpeg for it in jpegs], mode=ImageReadMode.RGB, device=self.device
+            )
+        except RuntimeError:
+            decoded = [self._decode_one(it) for it in jpegs]
+        for it, pic in zip(jpegs, decoded, strict=True):
+            if pic is not None:
+                it.picture = orient_tensor(pic, it.turn)
+            it.jpeg = None
+
+    def _decode_one(self, item: _Fetched) -> torch.Tensor | None:
+        assert item.jpeg is not None
+        try:
+            return decode_jpeg(item.jpeg, mode=ImageReadMode.RGB, device=self.device)
+        except RuntimeError:
+            pass
+        try:  # Pillow decides: a picture (already upright) or a reason
+            picture = load_rgb(item.jpeg.numpy().tobytes(), max_pixels=self.max_pixels)
+            item.picture, item.turn = to_tensor(picture), 1
+            item.picture = self._to_device(item.picture)
+        except UnreadableImage as err:
+            item.reason = err.reason
+        return None
+
+    def _to_device(self, picture: torch.Tensor) -> torch.Tensor:
+        if self.device.type != "cuda":
+            return picture
+        return picture.pin_memory().to(self.device, non_blocking=True)
+
+    def __call__(self, items: list[_Fetched]) -> Batch:
+        for it in items:
+            if it.picture is not None and it.picture.device != self.device:
+                it.picture = self._to_device(it.picture)
+        self._decode(items)
+        good = [it for it in items if it.picture is not None]
+        failures = {it.position: it.reason or "not decoded" for it in items if it.picture is None}
+        pixels = prepare([it.picture for it in good], self.spec, self.dtype) if good else None
+        return Batch(positions=[it.position for it in good], pixels=pixels, failures=failures)
+
+
+_END = object()
+
+
+def device_batches(
+    paths: Sequence[Path],
+    plan: Sequence[Sequence[int]],
+    spec: PixelSpec,
+    *,
+    device: str | torch.device,
+    dtype: torch.dtype = torch.float32,
+    threads: int = 4,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    read_ahead: int = 2,
+) -> Iterator[Batch]:
+    """Batches for the index lists of ``plan``, decoded and prepared on ``device``.
+
+    A producer thread keeps ``read_ahead`` batches of file reads in flight in a pool of
+    ``threads`` readers, and prepares each batch (on a side CUDA stream on a GPU) while the
+    consumer runs the model on the previous one.
+    """
+    dev = torch.device(device)
+    side = torch.cuda.Stream(dev) if dev.type == "cuda" else None
+    preparer = _DevicePreparer(spec, dev, dtype, max_pixels)
+    ready: queue.Queue[Any] = queue.Queue(maxsize=read_ahead)
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="kisbench-read")
+
+    def put(item: Any) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                ready.put(item, timeout=0.1)
+                return
+
+    def produce() -> None:
+        try:
+            batches = iter(plan)
+            reads: deque[list[Future[_Fetched]]] = deque()
+
+            def submit_next() -> None:
+                nxt = next(batches, None)
+                if nxt is not None:
+                    reads.append([pool.submit(_fetch, paths[i], i, max_pixels) for i in nxt])
+
+            for _ in range(read_ahead + 1):
+                submit_next()
+            while reads and not stop.is_set():
+                items = [f.result() for f in reads.popleft()]
+                submit_next()
+                if side is None:
+                    put((preparer(items), None))
+                    continue
+                with torch.cuda.stream(side):
+                    batch = preparer(items)
+                    event = torch.cuda.Event()
+                    event.record(side)
+                put((batch, event))
+            put(_END)
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer, which raises it
+            put(err)
+
+    producer = threading.Thread(target=produce, name="kisbench-prepare", daemon=True)
+    producer.start()
+    try:
+        while True:
+            got = ready.get()
+            if got is _END:
+                return
+            if isinstance(got, BaseException):
+                raise got
+            batch, event = got
+            if event is not None and batch.pixels is not None:
+                current = torch.cuda.current_stream(dev)
+                current.wait_event(event)
+                # The tensor was made on the side stream; keep its memory until the model
+                # (on the current stream) is done with it.
+                batch.pixels.record_stream(current)
+            yield batch
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                ready.get_nowait()
+        producer.join(timeout=10)
+        pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,127 @@
+"""Model input from decoded pixels with tensor operations, on the GPU or the CPU.
+
+Most models' own preprocessing (open_clip's, for one) is a torchvision pipeline on a Pillow
+picture: resize (shortest side, or both sides), centre crop, to tensor, normalise.
+:func:`spec_from_transform` reads those steps off such a pipeline, and :func:`prepare`
+does the same steps on uint8 tensors, batched, on whatever device they live on: the
+extraction loop's device path (JPEGs decoded by nvJPEG straight into GPU memory) uses it.
+Anything else in a pipeline makes :func:`spec_from_transform` answer None, and that model
+keeps its own Pillow preprocessing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torchvision.transforms as T
+import torchvision.transforms.v2.functional as F
+
+# Steps that do nothing to a picture that load_rgb already made RGB, other than turning it
+# into a float tensor in [0, 1] (which prepare does).
+_PASS_THROUGH = frozenset({"MaybeConvertMode", "MaybeToTensor", "ToTensor", "_convert_to_rgb"})
+_INTERPOLATIONS = {
+    T.InterpolationMode.BICUBIC: "bicubic",
+    T.InterpolationMode.BILINEAR: "bilinear",
+}
+
+
+@dataclass(frozen=True)
+class PixelSpec:
+    """How a picture becomes model input: resize, centre crop, scale to [0, 1], normalise."""
+
+    height: int
+    width: int
+    resize: str  # "shortest": shortest side to the crop size, then centre crop; "squash"
+    interpolation: str  # "bicubic" or "bilinear", always antialiased (like Pillow)
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @property
+    def draft_size(self) -> tuple[int, int]:
+        """(width, height) a JPEG may be decoded down to before the resize without visible
+        loss: twice the input, so the antialiased resize still does the last step."""
+        return 2 * self.width, 2 * self.height
+
+
+def spec_from_transform(transform: Any) -> PixelSpec | None:
+    """The :class:`PixelSpec` of a torchvision ``Compose``, or None if it has other steps."""
+    steps = getattr(transform, "transforms", None)
+    if not isinstance(steps, Sequence):
+        return None
+    resize: T.Resize | None = None
+    crop: tuple[int, int] | None = None
+    norm: T.Normalize | None = None
+    for step in steps:
+        name = getattr(step, "__name__", type(step).__name__)
+        if isinstance(step, T.Resize) and resize is None and crop is None:
+            resize = step
+        elif isinstance(step, T.CenterCrop) and crop is None:
+            crop = tuple(step.size)  # type: ignore[assignment]
+        elif isinstance(step, T.Normalize) and norm is None:
+            norm = step
+        elif name not in _PASS_THROUGH:
+            return None
+    if resize is None or norm is None or resize.max_size is not None:
+        return None
+    if resize.antialias is False or resize.interpolation not in _INTERPOLATIONS:
+        return None
+    if len(norm.mean) != 3 or len(norm.std) != 3:
+        return None
+    size = [resize.size] if isinstance(resize.size, int) else list(resize.size)
+    if len(size) == 1:
+        if crop is None or crop[0] != crop[1] or crop[0] != size[0]:
+            return None  # a shortest-side resize without a square crop of the same size
+        mode, (h, w) = "shortest", crop
+    elif len(size) == 2:
+        if crop is not None and tuple(crop) != tuple(size):
+            return None
+        mode, (h, w) = "squash", size
+    else:
+        return None
+    return PixelSpec(
+        height=int(h),
+        width=int(w),
+        resize=mode,
+        interpolation=_INTERPOLATIONS[resize.interpolation],
+        mean=tuple(float(v) for v in norm.mean),  # type: ignore[arg-type]
+        std=tuple(float(v) for v in norm.std),  # type: ignore[arg-type]
+    )
+
+
+def _resize_crop(batch: torch.Tensor, spec: PixelSpec) -> torch.Tensor:
+    """(B, 3, H, W) uint8 pictures of one size -> (B, 3, height, width) uint8 input crops."""
+    mode = T.InterpolationMode(spec.interpolation)
+    if spec.resize == "squash":
+        return F.resize(batch, [spec.height, spec.width], interpolation=mode, antialias=True)
+    # torchvision's rule for a shortest-side resize, as on a Pillow picture; resized and
+    # rounded to uint8 like Pillow does, before the crop.
+    out = F.resize(batch, [spec.height], interpolation=mode, antialias=True)
+    return F.center_crop(out, [spec.height, spec.width])
+
+
+def prepare(
+    pictures: Sequence[torch.Tensor], spec: PixelSpec, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Upright RGB (3, H, W) uint8 tensors, all on one device -> (B, 3, h, w) model input.
+
+    Pictures of the same size (frames of one video, for example) are resized together in
+    one call; the output keeps the input order.
+    """
+    if not pictures:
+        raise ValueError("no pictures to prepare")
+    device = pictures[0].device
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, pic in enumerate(pictures):
+        if pic.ndim != 3 or pic.shape[0] != 3 or pic.dtype != torch.uint8:
+            raise ValueError(f"picture {i}: expected a (3, H, W) uint8 tensor, got {pic.shape}")
+        groups.setdefault((pic.shape[1], pic.shape[2]), []).append(i)
+    out = torch.empty((len(pictures), 3, spec.height, spec.width), dtype=torch.uint8, device=device)
+    for members in groups.values():
+        batch = torch.stack([pictures[i] for i in members])
+        out[torch.tensor(members, device=device)] = _resize_crop(batch, spec)
+    mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std, device=device).view(1, 3, 1, 1)
+    return ((out.float() / 255.0 - mean) / std).to(dtype)

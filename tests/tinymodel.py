@@ -1,0 +1,33 @@
+"""The tiny random-weight open_clip model, built once per test module into a temp folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from kisbench.images import load_rgb
+from kisbench.models import EmbeddingModel, load_model
+from kisbench.models.tiny import TINY_CLIP, make_tiny_openclip
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def build(folder: Path) -> Path:
+    return make_tiny_openclip(folder / "tiny_clip", TINY_CLIP, seed=0)
+
+
+def load(folder: Path, **kwargs: Any) -> EmbeddingModel:
+    entry = {"family": "open_clip", "model": f"local-dir:{folder}"}
+    return load_model("tiny_clip", entry, device="cpu", **kwargs)
+
+
+def reference_embedding(model: EmbeddingModel, path: Path) -> np.ndarray:
+    """The model's own preprocessing (its image_transform on the Pillow picture), one image
+    at a time: what every faster path is compared with."""
+    pixels = model.image_transform(load_rgb(path)).unsqueeze(0)
+    with torch.inference_mode():
+        return model.encode_images(pixels)[0]
