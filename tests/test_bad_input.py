@@ -53,7 +53,7 @@ def test_bad_labels_files(tmp_path, text, message):
 
 def test_label_id_not_in_collection(tmp_path):
     labels = read_labels(write(tmp_path / "l.csv", "ID,short_label,long_label\n7,a,b\n8,c,d\n"))
-    with pytest.raises(InputError, match=r"1 labelled ID\(s\) are not images.*'8'"):
+    with pytest.raises(InputError, match=r"(?s)1 labelled ID\(s\) are not images.*line 3: '8'"):
         check_targets(labels, ["7", "9"])
 
 

@@ -10,14 +10,15 @@ import numpy as np
 import torch
 
 from kisbench.images import load_rgb
-from kisbench.models import EmbeddingModel, load_model
-from kisbench.models.tiny import TINY_CLIP, make_tiny_openclip
+from kisbench.models import load_model
+from kisbench.models.base import EmbeddingModel
+from kisbench.models.tiny import make_tiny_clip
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def build(folder: Path) -> Path:
-    return make_tiny_openclip(folder / "tiny_clip", TINY_CLIP, seed=0)
+    return make_tiny_clip(folder / "tiny_clip", seed=0)
 
 
 def load(folder: Path, **kwargs: Any) -> EmbeddingModel:
