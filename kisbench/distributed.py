@@ -58,6 +58,8 @@ def join() -> Group:
     )
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("gloo", timeout=BARRIER_TIMEOUT)
+    if world > 1 and torch.cuda.is_available():
+        torch.cuda.set_device(group.local_rank % torch.cuda.device_count())
     return group
 
 
@@ -69,5 +71,5 @@ def leave(group: Group) -> None:
 def device_for(group: Group, device: str) -> str:
     """The device of this process: with several processes on a GPU node, GPU ``LOCAL_RANK``."""
     if group.world > 1 and device in ("auto", "cuda") and torch.cuda.is_available():
-        return f"cuda:{group.local_rank}"
+        return f"cuda:{group.local_rank % torch.cuda.device_count()}"
     return device

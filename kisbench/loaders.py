@@ -18,6 +18,7 @@ refuse come back as failures with their reason, never as an exception.
 from __future__ import annotations
 
 import contextlib
+import gc
 import queue
 import threading
 import warnings
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from kisbench.images import (
@@ -37,8 +38,8 @@ from kisbench.images import (
     UnreadableImage,
     load_rgb,
     orient_tensor,
-    probe,
     read_bytes,
+    scan_jpeg,
     to_tensor,
 )
 from kisbench.pixels import PixelSpec, prepare
@@ -48,8 +49,6 @@ from kisbench.pixels import PixelSpec, prepare
 warnings.filterwarnings(
     "ignore", message=".*decoding and encoding capabilities of TorchVision", category=Warning
 )
-
-JPEG_MODES = frozenset({"RGB", "L"})  # CMYK/YCCK JPEGs go to Pillow, which converts them
 
 
 @dataclass
@@ -98,7 +97,8 @@ def _collate(
 ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, str]]]:
     ok = [(i, x) for i, x, _ in items if x is not None]
     failed = [(i, reason) for i, x, reason in items if x is None and reason is not None]
-    pixels = torch.stack([x for _, x in ok]) if ok else torch.empty(0)
+    # default_collate stacks straight into shared memory in a worker: no extra copy
+    pixels = default_collate([x for _, x in ok]) if ok else torch.empty(0)
     return torch.tensor([i for i, _ in ok], dtype=torch.int64), pixels, failed
 
 
@@ -120,9 +120,16 @@ def pil_batches(
         num_workers=workers,
         collate_fn=_collate,
         pin_memory=pin_memory,
-        prefetch_factor=4 if workers else None,
+        prefetch_factor=2 if workers else None,  # per worker: memory is workers x 2 batches
     )
-    for positions, pixels, failed in loader:
+    # Forked workers would otherwise copy the parent's memory page by page as their garbage
+    # collector walks its objects; frozen objects are left alone.
+    gc.freeze()
+    try:
+        batches = iter(loader)
+    finally:
+        gc.unfreeze()
+    for positions, pixels, failed in batches:
         yield Batch(
             positions=positions.tolist(),
             pixels=pixels if len(positions) else None,
@@ -154,10 +161,11 @@ def _ends_complete(data: bytes) -> bool:
 def _fetch(path: Path, position: int, max_pixels: int) -> _Fetched:
     try:
         data = read_bytes(path)
-        head = probe(data, max_pixels)
-        if head.format == "JPEG" and head.mode in JPEG_MODES and _ends_complete(data):
+        head = scan_jpeg(data)
+        if head and head.width * head.height <= max_pixels and _ends_complete(data):
             jpeg = torch.frombuffer(bytearray(data), dtype=torch.uint8)
             return _Fetched(position, jpeg=jpeg, turn=head.orientation)
+        # Anything else, including every refusal and its reason, is Pillow's to decide.
         return _Fetched(position, picture=to_tensor(load_rgb(data, max_pixels=max_pixels)))
     except UnreadableImage as err:
         return _Fetched(position, reason=err.reason)
@@ -208,13 +216,13 @@ class _DevicePreparer:
         return None
 
     def _to_device(self, picture: torch.Tensor) -> torch.Tensor:
-        if self.device.type != "cuda":
+        if self.device.type != "cuda" or picture.is_cuda:
             return picture
         return picture.pin_memory().to(self.device, non_blocking=True)
 
     def __call__(self, items: list[_Fetched]) -> Batch:
         for it in items:
-            if it.picture is not None and it.picture.device != self.device:
+            if it.picture is not None:
                 it.picture = self._to_device(it.picture)
         self._decode(items)
         good = [it for it in items if it.picture is not None]
@@ -258,6 +266,8 @@ def device_batches(
 
     def produce() -> None:
         try:
+            if dev.type == "cuda" and dev.index is not None:
+                torch.cuda.set_device(dev)  # a new thread starts on GPU 0
             batches = iter(plan)
             reads: deque[list[Future[_Fetched]]] = deque()
 

@@ -11,6 +11,7 @@ keeps its own Pillow preprocessing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -118,10 +119,20 @@ def prepare(
         if pic.ndim != 3 or pic.shape[0] != 3 or pic.dtype != torch.uint8:
             raise ValueError(f"picture {i}: expected a (3, H, W) uint8 tensor, got {pic.shape}")
         groups.setdefault((pic.shape[1], pic.shape[2]), []).append(i)
-    out = torch.empty((len(pictures), 3, spec.height, spec.width), dtype=torch.uint8, device=device)
+    crops: list[torch.Tensor | None] = [None] * len(pictures)
     for members in groups.values():
-        batch = torch.stack([pictures[i] for i in members])
-        out[torch.tensor(members, device=device)] = _resize_crop(batch, spec)
-    mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(spec.std, device=device).view(1, 3, 1, 1)
-    return ((out.float() / 255.0 - mean) / std).to(dtype)
+        resized = _resize_crop(torch.stack([pictures[i] for i in members]), spec)
+        for row, i in zip(resized, members, strict=True):
+            crops[i] = row
+    scale, shift = _affine(spec, device)
+    return torch.addcmul(shift, torch.stack(crops).float(), scale).to(dtype)  # type: ignore[arg-type]
+
+
+@functools.lru_cache(maxsize=16)
+def _affine(spec: PixelSpec, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x / 255 - mean) / std as x * scale + shift, per channel, kept on the device."""
+    mean = torch.tensor(spec.mean, dtype=torch.float64)
+    std = torch.tensor(spec.std, dtype=torch.float64)
+    scale = (1 / (255 * std)).float().view(1, 3, 1, 1).to(device)
+    shift = (-mean / std).float().view(1, 3, 1, 1).to(device)
+    return scale, shift

@@ -55,9 +55,48 @@ def _target_scores(
     return torch.where(present, s, torch.full_like(s, float("nan")))
 
 
+def _chunk_rows(m: int, shape: tuple[int, ...], chunk_bytes: int) -> int:
+    """Images per chunk so that one chunk's working memory stays within ``chunk_bytes``:
+    its float32 rows, the (M, chunk x P) score block, the comparison mask, the max over P."""
+    p = shape[1] if len(shape) == 3 else 1
+    per_image = 4 * p * shape[-1] + 4 * m * p + m + (4 * m if p > 1 else 0)
+    return max(1, min(shape[0], chunk_bytes // per_image))
+
+
+def _block(
+    images: np.ndarray | torch.Tensor, start: int, stop: int, dev: torch.device
+) -> torch.Tensor:
+    """Rows ``start:stop`` as float32 on ``dev``: a view when already there, else one copy
+    (through pinned memory to a GPU, so the transfer runs at full bus speed)."""
+    if isinstance(images, torch.Tensor):
+        return images[start:stop].to(dev, torch.float32)
+    rows = torch.from_numpy(np.array(images[start:stop], dtype=np.float32))
+    if dev.type == "cuda":
+        return rows.pin_memory().to(dev, non_blocking=True)
+    return rows
+
+
+def on_device(images: np.ndarray, device: str, budget: float = 0.5) -> np.ndarray | torch.Tensor:
+    """The images as a float32 tensor on ``device`` when it is a GPU with room for them (at
+    most ``budget`` of its free memory), so that ranking several labelsets reads them from
+    disk and over the bus once; otherwise ``images`` itself, read chunk by chunk per call."""
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        return images
+    need = int(np.prod(images.shape)) * 4
+    free, _ = torch.cuda.mem_get_info(dev)
+    if need > budget * free:
+        return images
+    out = torch.empty(images.shape, dtype=torch.float32, device=dev)
+    step = _chunk_rows(1, images.shape, 256 * 2**20)
+    for start in range(0, len(images), step):
+        out[start : start + step] = _block(images, start, start + step, dev)
+    return out
+
+
 def rank_targets(
     queries: np.ndarray,
-    images: np.ndarray,
+    images: np.ndarray | torch.Tensor,
     targets: np.ndarray,
     *,
     top_k: int = 10,
@@ -67,39 +106,49 @@ def rank_targets(
     """Rank ``images[targets[m]]`` for every query ``m``.
 
     ``queries``: (M, D); ``images``: (N, D) or (N, P, D), may be a memory map (read chunk by
-    chunk); ``targets``: (M,) row indices into ``images``, ``MISSING`` (-1) if absent.
-    Memory stays bounded by ``chunk_bytes`` for the score block, whatever N is.
+    chunk) or a tensor already on the device (:func:`on_device`); ``targets``: (M,) row
+    indices into ``images``, ``MISSING`` (-1) if absent. Per chunk of images: one matrix
+    product, then counts (no sort) and a top-k of the chunk merged into the running top-k.
+    Memory stays within about ``chunk_bytes`` per chunk, whatever N is.
     """
     n = len(images)
     m = len(queries)
-    if queries.ndim != 2 or images.ndim not in (2, 3) or images.shape[-1] != queries.shape[1]:
-        raise ValueError(f"shape mismatch: queries {queries.shape}, images {images.shape}")
+    shape = tuple(images.shape)
+    if queries.ndim != 2 or len(shape) not in (2, 3) or shape[-1] != queries.shape[1]:
+        raise ValueError(f"shape mismatch: queries {queries.shape}, images {shape}")
     dev = torch.device(device)
     q = _tensor(queries, dev)
     t = torch.as_tensor(np.asarray(targets, dtype=np.int64), device=dev)
     if ((t < MISSING) | (t >= n)).any():
         raise ValueError("target index out of range")
-    per_image = m * (images.shape[1] if images.ndim == 3 else 1) * 4
-    chunk = max(1, min(n, chunk_bytes // max(per_image, 1)))
+    chunk = _chunk_rows(m, shape, chunk_bytes)
 
     # Target scores first, from the M target rows alone (not the N images).
     rows = np.asarray(targets, dtype=np.int64).clip(min=0)
-    target_vecs = _tensor(images[rows], dev)
+    if isinstance(images, torch.Tensor):
+        target_vecs = images[torch.as_tensor(rows, device=images.device)].to(dev, torch.float32)
+    else:
+        target_vecs = _tensor(images[rows], dev)
     s_t = _target_scores(q, target_vecs, t)
+    threshold = (s_t - TIE_EPS).unsqueeze(1)  # NaN for a missing target: never counted
     ahead = torch.zeros(m, dtype=torch.int64, device=dev)
     k = min(top_k, n)
-    best_s = torch.full((m, 0), -float("inf"), device=dev)
-    best_i = torch.zeros((m, 0), dtype=torch.int64, device=dev)
-    threshold = (s_t - TIE_EPS).unsqueeze(1)
+    best_s = torch.empty((m, 0), device=dev)
+    best_i = torch.empty((m, 0), dtype=torch.int64, device=dev)
     for start in range(0, n, chunk):
-        block = _tensor(images[start : start + chunk], dev)
-        s = _scores(q, block)
-        cols = torch.arange(start, start + len(block), device=dev)
-        not_target = cols.unsqueeze(0) != t.unsqueeze(1)
-        ahead += ((s >= threshold) & not_target).sum(dim=1)
+        stop = min(n, start + chunk)
+        s = _scores(q, _block(images, start, stop, dev))
+        ahead += (s >= threshold).sum(dim=1)
+        # The target is not ahead of itself: take back its own count, judged on the same
+        # score value as every other image of the chunk.
+        inside = ((t >= start) & (t < stop)).nonzero().squeeze(1)
+        if len(inside):
+            own = s[inside, t[inside] - start]
+            ahead[inside] -= (own >= threshold[inside, 0]).long()
         if k:
-            cand_s = torch.cat([best_s, s], dim=1)
-            cand_i = torch.cat([best_i, cols.expand(m, -1)], dim=1)
+            chunk_s, chunk_i = s.topk(min(k, stop - start), dim=1)
+            cand_s = torch.cat([best_s, chunk_s], dim=1)
+            cand_i = torch.cat([best_i, chunk_i + start], dim=1)
             best_s, pos = cand_s.topk(min(k, cand_s.shape[1]), dim=1)
             best_i = cand_i.gather(1, pos)
     ranks = torch.where(t >= 0, ahead + 1, torch.full_like(ahead, n + 1))
@@ -114,7 +163,7 @@ RANK_COLUMNS = ["query_id", "target_id", "labelset", "rank", "score", "top_ids"]
 
 
 def rank_table(
-    images: np.ndarray,
+    images: np.ndarray | torch.Tensor,
     image_ids: list[str],
     queries: np.ndarray,
     target_ids: list[str],

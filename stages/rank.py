@@ -9,7 +9,7 @@ from kisbench.cli import clear_errors
 from kisbench.collections import check_targets, read_labels
 from kisbench.models.base import resolve_device
 from kisbench.params import load_params, section
-from kisbench.ranking import rank_table
+from kisbench.ranking import on_device, rank_table
 
 app = typer.Typer(add_completion=False)
 
@@ -47,11 +47,12 @@ def main(
         "truncated": {},
         "skipped_targets": {i: skipped[i] for i in skipped_targets},
     }
+    vectors = on_device(images.vectors, device)  # on a GPU: read once for every labelset
     for labelset in labels.labelsets:
         queries = store.load(layout.queries_dir(model, collection) / labelset)
         info["truncated"][labelset] = queries.meta.get("truncated")
         table = rank_table(
-            images.vectors,
+            vectors,
             images.ids,
             queries.vectors,
             queries.ids,

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from kisbench.images import UnreadableImage, load_rgb, orient_tensor, probe, to_tensor
+from kisbench.images import (
+    UnreadableImage,
+    load_rgb,
+    orient_tensor,
+    probe,
+    scan_jpeg,
+    to_tensor,
+)
 from tests import imagefiles as gen
 
 
@@ -145,3 +153,35 @@ def test_probe_reads_the_header():
     )
     assert probe(gen.cmyk_jpeg(gen.RED)).mode == "CMYK"
     assert probe(gen.odd_files()["progressive.jpg"]).progressive
+
+
+def big_endian_exif(orientation: int) -> bytes:
+    """An EXIF block in Motorola byte order (Pillow writes Intel order), by hand."""
+    entry = struct.pack(">HHIH2x", 0x0112, 3, 1, orientation)
+    return b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08" + struct.pack(">H", 1) + entry + b"\0" * 4
+
+
+def jpeg_variants() -> dict[str, bytes]:
+    pic = gen.picture(200, 100, seed=4)
+    out = {f"exif{o}": gen.exif_rotated_jpeg(pic, o) for o in range(1, 9)}
+    out["motorola_exif6"] = gen.jpeg_bytes(pic, exif=big_endian_exif(6))
+    out["grey"] = gen.odd_files()["grey.jpg"]
+    out["progressive"] = gen.odd_files()["progressive.jpg"]
+    out["subsampled_420"] = gen.jpeg_bytes(gen.picture(33, 17), subsampling=2)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(jpeg_variants()))
+def test_scan_jpeg_agrees_with_pillow(name):
+    data = jpeg_variants()[name]
+    assert scan_jpeg(data) == probe(data)  # Pillow's header reading is the reference
+
+
+def test_scan_jpeg_leaves_other_files_to_pillow():
+    assert scan_jpeg(gen.cmyk_jpeg(gen.RED)) is None
+    assert scan_jpeg(gen.rgba_png()) is None
+    assert scan_jpeg(b"") is None
+    data = gen.exif_rotated_jpeg(gen.picture(), 3)
+    for cut in range(0, 700, 7):  # any prefix: a header or None, never an exception
+        head = scan_jpeg(data[:cut])
+        assert head is None or head == probe(data)
