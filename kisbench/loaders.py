@@ -150,6 +150,11 @@ class _Fetched:
     turn: int = 1
     picture: torch.Tensor | None = None
     reason: str | None = None
+    pixels: int = 0  # width x height, to bound the memory of one decoding step
+
+    def __post_init__(self) -> None:
+        if self.picture is not None:
+            self.pixels = self.picture.shape[1] * self.picture.shape[2]
 
 
 def _ends_complete(data: bytes) -> bool:
@@ -164,7 +169,8 @@ def _fetch(path: Path, position: int, max_pixels: int) -> _Fetched:
         head = scan_jpeg(data)
         if head and head.width * head.height <= max_pixels and _ends_complete(data):
             jpeg = torch.frombuffer(bytearray(data), dtype=torch.uint8)
-            return _Fetched(position, jpeg=jpeg, turn=head.orientation)
+            size = head.width * head.height
+            return _Fetched(position, jpeg=jpeg, turn=head.orientation, pixels=size)
         # Anything else, including every refusal and its reason, is Pillow's to decide.
         return _Fetched(position, picture=to_tensor(load_rgb(data, max_pixels=max_pixels)))
     except UnreadableImage as err:
@@ -221,14 +227,44 @@ class _DevicePreparer:
         return picture.pin_memory().to(self.device, non_blocking=True)
 
     def __call__(self, items: list[_Fetched]) -> Batch:
-        for it in items:
-            if it.picture is not None:
-                it.picture = self._to_device(it.picture)
-        self._decode(items)
-        good = [it for it in items if it.picture is not None]
-        failures = {it.position: it.reason or "not decoded" for it in items if it.picture is None}
-        pixels = prepare([it.picture for it in good], self.spec, self.dtype) if good else None
-        return Batch(positions=[it.position for it in good], pixels=pixels, failures=failures)
+        """Decode and prepare a batch, a slice at a time: a slice's decoded pictures take at
+        most STEP_PIXELS pixels (a batch of 256 4K photos would take 6 GB at once)."""
+        parts: list[torch.Tensor] = []
+        positions: list[int] = []
+        failures: dict[int, str] = {}
+        for part in _slices(items, STEP_PIXELS):
+            for it in part:
+                if it.picture is not None:
+                    it.picture = self._to_device(it.picture)
+            self._decode(part)
+            good = [it for it in part if it.picture is not None]
+            failures.update(
+                {it.position: it.reason or "not decoded" for it in part if it.picture is None}
+            )
+            if good:
+                parts.append(prepare([it.picture for it in good], self.spec, self.dtype))
+                positions += [it.position for it in good]
+            for it in part:
+                it.picture = None  # the full-size picture is no longer needed
+        pixels = (parts[0] if len(parts) == 1 else torch.cat(parts)) if parts else None
+        return Batch(positions=positions, pixels=pixels, failures=failures)
+
+
+STEP_PIXELS = 128 * 2**20  # decoded pixels per step: 384 MiB as RGB uint8
+
+
+def _slices(items: list[_Fetched], budget: int) -> Iterator[list[_Fetched]]:
+    """Consecutive runs of items whose pixels add up to at most ``budget`` (at least one)."""
+    part: list[_Fetched] = []
+    total = 0
+    for it in items:
+        if part and total + it.pixels > budget:
+            yield part
+            part, total = [], 0
+        part.append(it)
+        total += it.pixels
+    if part:
+        yield part
 
 
 _END = object()

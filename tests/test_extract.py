@@ -206,3 +206,17 @@ def test_bad_embed_params_are_named(params, named):
 def test_params_defaults_and_unknown_keys():
     opts = EmbedOptions.from_params({"device": "cpu", "workers": None, "batch_size": 32})
     assert (opts.batch_size, opts.workers, opts.on_unreadable) == (32, None, "fail")
+
+
+def test_device_path_in_small_steps_gives_the_same_result(model, mixed, tmp_path, monkeypatch):
+    """The device path decodes a batch in slices of bounded size; slicing changes nothing."""
+    ids, paths = mixed
+    kw = {"decode": "device", "on_unreadable": "skip"}
+    run(model, ids, paths, tmp_path, "whole", **kw)
+    from kisbench import loaders
+
+    monkeypatch.setattr(loaders, "STEP_PIXELS", 1)  # one picture per step
+    run(model, ids, paths, tmp_path, "sliced", **kw)
+    a, b = store.load(tmp_path / "whole"), store.load(tmp_path / "sliced")
+    assert a.ids == b.ids
+    assert a.vectors.tobytes() == b.vectors.tobytes()
