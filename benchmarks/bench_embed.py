@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -31,16 +31,20 @@ from PIL import Image
 
 from benchmarks.machine import describe, timed
 from kisbench.collections import list_images
+from kisbench.devices import resolve_device, resolve_precision
 from kisbench.extract import EmbedOptions, embed_images
-from kisbench.models import EmbeddingModel, ModelSpec, load_model, model_entry
-from kisbench.models.base import l2_normalize, resolve_device, resolve_precision
+from kisbench.models import ModelSpec, load_model, model_entry
+from kisbench.models.base import EmbeddingModel
+from kisbench.models.openclip import OpenClipModel
 from kisbench.params import load_params, section
 
 app = typer.Typer(add_completion=False)
 
 
-class RandomOpenClip(EmbeddingModel):
-    """An open_clip architecture with random weights: images only, for timing."""
+class RandomOpenClip(OpenClipModel):
+    """An open_clip entry's architecture with random weights (the real model's compute, no
+    download): the adapter's own image path, without its weights, tokenizer or hub lookups.
+    Images only."""
 
     def __init__(self, spec: ModelSpec, device: str, precision: str) -> None:
         self.spec = spec
@@ -53,15 +57,6 @@ class RandomOpenClip(EmbeddingModel):
         model, _, self._transform = open_clip.create_model_and_transforms(name, pretrained=None)
         self.model = model.eval().to(self.device, dtype=self.dtype)
         self.name = name
-
-    @property
-    def image_transform(self) -> Callable[[Image.Image], torch.Tensor]:
-        return self._transform
-
-    @torch.inference_mode()
-    def encode_images(self, pixels: torch.Tensor) -> np.ndarray:
-        pixels = pixels.to(self.device, dtype=self.dtype, non_blocking=True)
-        return l2_normalize(self.model.encode_image(pixels))
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         raise NotImplementedError("image timing only")

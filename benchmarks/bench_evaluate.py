@@ -5,8 +5,8 @@ synthetic unit-vector embeddings with a per-model signal strength, ranks from th
 ranking code, tiny images for the qualitative figures. Only the three stage commands are
 timed, each as the subprocess DVC would run (Python start-up and imports included).
 
-    .venv/bin/python benchmarks/bench_evaluate.py            # target: under 60 s in all
-    .venv/bin/python benchmarks/bench_evaluate.py --models 4 --images 2000   # quicker
+    python -m benchmarks.bench_evaluate            # target: under 60 s in all
+    python -m benchmarks.bench_evaluate --models 4 --images 2000   # quicker
 """
 
 from __future__ import annotations
@@ -26,11 +26,10 @@ import typer
 import yaml
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from kisbench import layout, store
+from kisbench.ranking import rank_table
 
-from kisbench import layout, store  # noqa: E402
-from kisbench.ranking import rank_table  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 app = typer.Typer(add_completion=False)
 

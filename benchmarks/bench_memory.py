@@ -26,7 +26,7 @@ from PIL import Image
 
 from benchmarks.machine import describe
 from kisbench import layout
-from kisbench.models.tiny import TINY_CLIP, make_tiny_openclip
+from kisbench.models.tiny import make_tiny_clip
 
 app = typer.Typer(add_completion=False)
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ def make_project(root: Path, n: int, embed: dict) -> None:
         Image.fromarray(tiny).resize((96, 72), Image.Resampling.BICUBIC).save(
             images / f"{i:06d}.jpg", quality=85
         )
-    make_tiny_openclip(root / layout.TINY_MODELS / "tiny_clip", TINY_CLIP)
+    make_tiny_clip(root / layout.TINY_MODELS / "tiny_clip")
     params = {
         "run": {"models": ["tiny_clip"], "collections": ["c"]},
         "models": {

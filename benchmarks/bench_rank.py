@@ -20,7 +20,7 @@ import torch
 import typer
 
 from benchmarks.machine import describe, timed
-from kisbench.models.base import resolve_device
+from kisbench.devices import resolve_device
 from kisbench.ranking import TIE_EPS, on_device, rank_targets
 
 app = typer.Typer(add_completion=False)

@@ -1,7 +1,7 @@
 """Parameter counts of the experiment's models, from their architectures alone (built on
 PyTorch's meta device: no weights, no download), for the README's model table.
 
-    .venv/bin/python benchmarks/model_sizes.py
+    python -m benchmarks.model_sizes
 
 BLIP-2 pretrain_vitL is LAVIS': its CLIP ViT-L (22 blocks, of which LAVIS keeps 21) is
 counted with LAVIS' class in .venv-lavis; its Q-Former is counted as transformers' BLIP-2
@@ -10,12 +10,11 @@ Q-Former of the same shape (BERT-base, cross-attention every 2nd layer, 1024-wid
 
 from __future__ import annotations
 
-import os
-import platform
 import subprocess
 
 import open_clip
 import torch
+import typer
 from transformers import (
     AlignConfig,
     AlignModel,
@@ -24,6 +23,10 @@ from transformers import (
     Blip2QFormerConfig,
     Blip2QFormerModel,
 )
+
+from benchmarks.machine import describe
+
+app = typer.Typer(add_completion=False)
 
 OPEN_CLIP = {
     "clip_b32": "ViT-B-32-quickgelu",
@@ -46,8 +49,10 @@ def count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+@app.command()
 def main() -> None:
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs")
+    """Parameter counts and fp32 sizes of the default experiment's models."""
+    print("\n".join(describe()))
     sizes = {}
     with torch.device("meta"):
         for key, name in OPEN_CLIP.items():
@@ -65,4 +70,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    app()

@@ -6,18 +6,22 @@ an endpoint that refuses connections, and prints the wall time of each. With --b
 also times the libraries' own failure (open_clip asked for the same model with no check
 before it) for comparison.
 
-    .venv/bin/python benchmarks/offline_failure.py [--baseline] [KEY ...]
+    python -m benchmarks.offline_failure [--baseline] [KEY ...]
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
+
+import typer
+
+from benchmarks.machine import describe
+
+app = typer.Typer(add_completion=False)
 
 DEFAULT_KEYS = ["clip_b32", "siglip_b16", "align", "blip2_itm_g", "blip2_vitl"]
 
@@ -36,20 +40,19 @@ def timed(cmd: list[str], environment: dict[str, str], limit: float = 300) -> tu
     return time.perf_counter() - start, rc
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("keys", nargs="*", default=DEFAULT_KEYS)
-    parser.add_argument("--baseline", action="store_true", help="also time open_clip alone")
-    args = parser.parse_args()
-    print(
-        f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    )
+@app.command()
+def main(
+    keys: list[str] = typer.Argument(None, help=f"Model keys [default: {' '.join(DEFAULT_KEYS)}]."),
+    baseline: bool = typer.Option(False, help="Also time open_clip's own failure."),
+) -> None:
+    """Time each model stage's failure with no network and no cached weights."""
+    print("\n".join(describe()))
     with tempfile.TemporaryDirectory() as tmp:
         cases = {
             "HF_HUB_OFFLINE=1": env(tmp, HF_HUB_OFFLINE="1"),
             "HF_ENDPOINT=http://127.0.0.1:9": env(tmp, HF_ENDPOINT="http://127.0.0.1:9"),
         }
-        for key in args.keys:
+        for key in keys or DEFAULT_KEYS:
             cmd = [
                 sys.executable,
                 "-m",
@@ -64,7 +67,7 @@ def main() -> None:
             for name, environment in cases.items():
                 seconds, rc = timed(cmd, environment)
                 print(f"{key:14s} {name:32s} exit {rc}  {seconds:6.2f} s   ({' '.join(cmd[1:])})")
-        if args.baseline:
+        if baseline:
             code = (
                 "import open_clip; open_clip.create_model_and_transforms("
                 "'hf-hub:timm/ViT-B-16-SigLIP-512')"
@@ -77,4 +80,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    app()

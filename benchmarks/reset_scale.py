@@ -5,25 +5,22 @@ keyframes with 1,024-dimensional embeddings, 1,000 bootstrap resamples; random v
 only the timings mean anything. Baseline: variant 1 for every extractor by a row-by-row
 ``iterrows`` loop, the way the thesis' scripts walked the table.
 
-    python benchmarks/reset_scale.py [--bootstrap 1000]
+    python -m benchmarks.reset_scale [--bootstrap 1000]
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import typer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.machine import describe
+from kisbench.reset import evaluate, model_distances
+from kisbench.reset_data import DISTANCE_SUFFIXES
 
-from kisbench.reset import evaluate, model_distances  # noqa: E402
-from kisbench.reset_data import DISTANCE_SUFFIXES  # noqa: E402
+app = typer.Typer(add_completion=False)
 
 
 def synthetic(rng: np.random.Generator, n_triplets: int, n_judgements: int, n_extractors: int):
@@ -79,14 +76,10 @@ def baseline_variant1(judgements: pd.DataFrame, triplets: pd.DataFrame, names: l
     return {x: float(np.mean(v)) for x, v in scores.items()}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bootstrap", type=int, default=1000)
-    args = ap.parse_args()
-    print(
-        f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    )
-    print(f"command: python {' '.join(sys.argv)}")
+@app.command()
+def main(bootstrap: int = typer.Option(1000, help="Bootstrap resamples.")) -> None:
+    """Time the RESET evaluation at RESET's size on synthetic data, against a row-by-row loop."""
+    print("\n".join(describe()))
     rng = np.random.default_rng(0)
     keyframes, triplets, judgements, participants, names = synthetic(rng, 7_000, 17_026, 34)
 
@@ -97,11 +90,11 @@ def main() -> None:
     print(f"model_distances, one model, 7,000 triplets: {time.perf_counter() - start:.2f} s")
 
     start = time.perf_counter()
-    result = evaluate(judgements, participants, triplets, names, n_boot=args.bootstrap)
+    result = evaluate(judgements, participants, triplets, names, n_boot=bootstrap)
     seconds = time.perf_counter() - start
     print(
         f"evaluate, 34 extractors, both variants, 3 classes, correlations, "
-        f"{args.bootstrap} resamples: {seconds:.1f} s"
+        f"{bootstrap} resamples: {seconds:.1f} s"
     )
     start = time.perf_counter()
     base = baseline_variant1(judgements, triplets, names)
@@ -111,4 +104,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    app()

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 # Pillow's own hard limit (it refuses larger images as decompression bombs); we check
@@ -228,18 +227,3 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
     return im.convert("RGB")
-
-
-def to_tensor(im: Image.Image) -> torch.Tensor:
-    """An RGB picture as a (3, H, W) uint8 tensor."""
-    return torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1)
-
-
-def orient_tensor(pixels: torch.Tensor, turn: int) -> torch.Tensor:
-    """Apply EXIF orientation ``turn`` to a (C, H, W) tensor, as :func:`load_rgb` does to a
-    picture (the device path decodes JPEGs without Pillow)."""
-    if turn in (2, 4, 5, 7):  # the mirrored orientations
-        pixels = pixels.flip(-1)
-    # After the mirror, each is a counter-clockwise rotation by quarter turns.
-    quarter = {1: 0, 2: 0, 3: 2, 4: 2, 5: 1, 6: 3, 7: 3, 8: 1}[turn]
-    return torch.rot90(pixels, quarter, dims=(-2, -1)) if quarter else pixels

@@ -37,12 +37,10 @@ from kisbench.images import (
     DEFAULT_MAX_PIXELS,
     UnreadableImage,
     load_rgb,
-    orient_tensor,
     read_bytes,
     scan_jpeg,
-    to_tensor,
 )
-from kisbench.pixels import PixelSpec, prepare
+from kisbench.pixels import PixelSpec, orient_tensor, prepare, to_tensor
 
 # torchvision 0.29 deprecates its decoders in favour of TorchCodec, but they still work and
 # are the ones this path was measured with; the warning would repeat for every batch.

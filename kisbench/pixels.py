@@ -16,9 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torchvision.transforms as T
 import torchvision.transforms.v2.functional as F
+from PIL import Image
 
 # Steps that do nothing to a picture that load_rgb already made RGB, other than turning it
 # into a float tensor in [0, 1] (which prepare does).
@@ -136,3 +138,19 @@ def _affine(spec: PixelSpec, device: torch.device) -> tuple[torch.Tensor, torch.
     scale = (1 / (255 * std)).float().view(1, 3, 1, 1).to(device)
     shift = (-mean / std).float().view(1, 3, 1, 1).to(device)
     return scale, shift
+
+
+def to_tensor(im: Image.Image) -> torch.Tensor:
+    """An RGB picture as a (3, H, W) uint8 tensor."""
+    return torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+def orient_tensor(pixels: torch.Tensor, turn: int) -> torch.Tensor:
+    """Apply EXIF orientation ``turn`` to a (C, H, W) tensor, as
+    :func:`kisbench.images.load_rgb` does to a picture (the device path decodes JPEGs
+    without Pillow)."""
+    if turn in (2, 4, 5, 7):  # the mirrored orientations
+        pixels = pixels.flip(-1)
+    # After the mirror, each is a counter-clockwise rotation by quarter turns.
+    quarter = {1: 0, 2: 0, 3: 2, 4: 2, 5: 1, 6: 3, 7: 3, 8: 1}[turn]
+    return torch.rot90(pixels, quarter, dims=(-2, -1)) if quarter else pixels

@@ -103,11 +103,19 @@ def dvc(workspace: Path, *args: str, check: bool = True) -> subprocess.Completed
 @app.command()
 def main(
     out: Path = typer.Option(Path(".smoke"), help="Scratch workspace (replaced)."),
-    overrides: Path = typer.Option(Path("params.smoke.yaml"), help="Params overrides."),
+    overrides: list[Path] = typer.Option(
+        [Path("params.smoke.yaml")],
+        "--overrides",
+        metavar="FILE",
+        help="Params overrides merged into params.yaml; repeat the option to stack files "
+        "(later ones win).",
+    ),
 ) -> None:
     """Run the whole DVC pipeline with the tiny models in a scratch copy of the repository."""
     start = time.perf_counter()
-    over = yaml.safe_load(overrides.read_text(encoding="utf-8")) or {}
+    over: dict[str, Any] = {}
+    for path in overrides:
+        over = deep_merge(over, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
     ws = make_workspace(Path.cwd(), out, over)
     typer.echo(f"workspace {out} ready; dvc repro ...")
     proc = dvc(ws, "repro", check=False)

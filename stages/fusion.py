@@ -7,9 +7,9 @@ import typer
 
 from kisbench import layout, store
 from kisbench.cli import clear_errors
+from kisbench.devices import resolve_device
 from kisbench.evaluate import labelset_order
 from kisbench.fusion import align_inputs, fuse, headline_table, summary
-from kisbench.models.base import resolve_device
 from kisbench.params import load_params, section
 
 app = typer.Typer(add_completion=False)

@@ -7,7 +7,7 @@ import typer
 from kisbench import layout, store
 from kisbench.cli import clear_errors
 from kisbench.collections import check_targets, read_labels
-from kisbench.models.base import resolve_device
+from kisbench.devices import resolve_device
 from kisbench.params import load_params, section
 from kisbench.ranking import on_device, rank_table
 

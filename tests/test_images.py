@@ -13,11 +13,10 @@ from PIL import Image
 from kisbench.images import (
     UnreadableImage,
     load_rgb,
-    orient_tensor,
     probe,
     scan_jpeg,
-    to_tensor,
 )
+from kisbench.pixels import orient_tensor, to_tensor
 from tests import imagefiles as gen
 
 

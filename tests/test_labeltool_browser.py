@@ -7,8 +7,6 @@ test fails, on purpose: a browser test that skips would let a broken page throug
 from __future__ import annotations
 
 import csv
-import os
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,33 +17,12 @@ from werkzeug.serving import make_server
 from kisbench.collections import read_labels
 from kisbench.labeltool.files import LabelFiles, skipped_path
 from kisbench.labeltool.server import Session, create_app
+from tests.browser import HEADLESS_ARGS, chromium
 from tests.labeltool_helpers import make_collection
 
 pytestmark = pytest.mark.slow
 
-# As this machine's notes prescribe for a headless Chromium as root with no network.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TIMEOUT_MS = 30_000
-
-
-def chromium_path() -> str:
-    path = os.environ.get("KISBENCH_CHROMIUM") or shutil.which("chromium")
-    if not path:
-        pytest.fail(
-            "Debian's chromium is not installed, so the labelling tool's browser test cannot "
-            "run: `make setup` as root installs it (apt-get install chromium), or set "
-            "KISBENCH_CHROMIUM to a Chromium binary"
-        )
-    return path
 
 
 @pytest.fixture
@@ -71,8 +48,8 @@ def test_label_two_skip_one(server: tuple[str, Path], tmp_path: Path) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(
             str(tmp_path / "profile"),  # a fresh, empty profile
-            executable_path=chromium_path(),
-            args=CHROMIUM_ARGS,
+            executable_path=chromium("the labelling tool's browser test cannot run"),
+            args=HEADLESS_ARGS,
             headless=True,
             viewport={"width": 1280, "height": 800},
         )

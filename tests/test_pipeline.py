@@ -13,7 +13,7 @@ import yaml
 
 from kisbench import layout, store
 from kisbench.collections import list_images, read_labels
-from kisbench.smoke import dvc, git, make_workspace
+from kisbench.smoke import dvc, git
 
 pytestmark = pytest.mark.slow
 
@@ -23,12 +23,9 @@ def ran(proc) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def workspace(repo_root, tmp_path_factory) -> Path:
-    overrides = yaml.safe_load((repo_root / "params.smoke.yaml").read_text())
-    ws = make_workspace(repo_root, tmp_path_factory.mktemp("pipeline") / "ws", overrides)
-    proc = dvc(ws, "repro", check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return ws
+def workspace(smoke_copy) -> Path:
+    """The session's smoke run (conftest), copied: these tests edit labels."""
+    return smoke_copy("pipeline")
 
 
 def test_every_expected_output(workspace):

@@ -3,7 +3,6 @@ headless Chromium with every host name unresolvable."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ from PIL import Image
 from kisbench.layout import CURVES, curve_name
 from kisbench.plot_template import BUILDS, DVC_PLACEHOLDERS, LICENSES, PINS, TEMPLATE
 from kisbench.smoke import deep_merge, dvc_env, git
+from tests.browser import HEADLESS_ARGS, chromium
 
 REPO = Path(__file__).resolve().parents[1]
 # DVC's first line colour (dvc_render's default palette), as drawn on the page.
@@ -60,29 +60,10 @@ def test_licences_cover_the_pinned_packages() -> None:
 # --- in a browser ---------------------------------------------------------------------
 
 
-def chromium() -> str:
-    """Debian's chromium (``make setup`` installs it as root); missing, the test fails."""
-    found = os.environ.get("KISBENCH_CHROMIUM") or shutil.which("chromium")
-    if not found:
-        pytest.fail(
-            "Debian's chromium is not installed, so the offline plot page cannot be checked: "
-            "`make setup` as root installs it (apt-get install chromium), or set "
-            "KISBENCH_CHROMIUM to a Chromium binary"
-        )
-    return found
-
-
 def browse(page: Path, profile: Path, *action: str) -> subprocess.CompletedProcess[str]:
     """Headless Chromium on a local file, with no way to reach any host."""
     flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *HEADLESS_ARGS,
         f"--user-data-dir={profile}",
         # Every name lookup fails: a CDN script cannot load even where there is internet.
         "--host-resolver-rules=MAP * ~NOTFOUND",
@@ -91,7 +72,7 @@ def browse(page: Path, profile: Path, *action: str) -> subprocess.CompletedProce
         "--window-size=1000,900",
     ]
     return subprocess.run(
-        [chromium(), *flags, *action, page.as_uri()],
+        [chromium("the offline plot page cannot be checked"), *flags, *action, page.as_uri()],
         capture_output=True,
         text=True,
         timeout=120,

@@ -13,7 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import configobj
@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from kisbench.layout import TINY_MODELS, features_dir, queries_dir
-from kisbench.smoke import dvc_env, git, make_workspace
+from kisbench.smoke import dvc_env, git
 from tests.remote_servers import (
     LOOPBACK,
     S3Server,
@@ -153,10 +153,10 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
 
 
 @pytest.fixture(scope="module")
-def gpu(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The GPU machine: the smoke pipeline run once, its results committed to git."""
-    ws = make_workspace(REPO, tmp_path_factory.mktemp("gpu") / "ws", SMOKE)
-    run(ws, "dvc", "repro")
+def gpu(smoke_copy: Callable[[str], Path]) -> Path:
+    """The GPU machine: the smoke pipeline run (a copy of the session's), its results
+    committed to git."""
+    ws = smoke_copy("gpu")
     git(ws, "add", "-A")
     git(ws, "commit", "-q", "-m", "smoke results")
     return ws

@@ -1,10 +1,12 @@
 """What the transformers families (ALIGN, BLIP-2 retrieval) share: loading from a local
 folder or a hub repository at a revision, the picklable image transform, provenance of the
-weights actually loaded, and tokenizing with truncation that is reported."""
+weights actually loaded, tokenizing with truncation that is reported, and the adapter base
+class that puts these together."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,14 @@ import transformers
 from PIL import Image
 
 from kisbench.models import hub, weights
-from kisbench.models.base import ModelError, ModelSpec
+from kisbench.models.base import (
+    EmbeddingModel,
+    ModelError,
+    ModelSpec,
+    precision_name,
+    resolve_device,
+    resolve_precision,
+)
 
 
 class Source:
@@ -102,3 +111,49 @@ def text_limit(spec: ModelSpec, max_positions: int) -> int:
 
 
 LIBRARY = f"transformers {transformers.__version__}"
+
+
+class HfEmbedder(EmbeddingModel):
+    """A transformers family's adapter: device, precision and source from the params entry;
+    :meth:`_load` loads the model and sets ``_transform`` (the image processor) and ``text``
+    (the tokenizer with its limit); the image transform, truncation report and provenance
+    follow from those."""
+
+    _transform: ImageProcessorTransform
+    text: TextTokens
+
+    def __init__(self, spec: ModelSpec, device: str = "auto", precision: str = "auto") -> None:
+        self.spec = spec
+        self.device = resolve_device(device)
+        self.dtype = resolve_precision(precision, self.device)
+        self.source = Source(spec)
+        self._load()
+        self._weights = self.source.weights()
+
+    @abstractmethod
+    def _load(self) -> None:
+        """Load the model from ``self.source``; set ``self._transform`` and ``self.text``."""
+
+    def _module(self, cls: Any) -> Any:
+        """``cls`` loaded from the source in the run's precision, on the run's device."""
+        return self.source.load(cls, dtype=self.dtype).eval().to(self.device)
+
+    @property
+    def image_transform(self) -> Callable[[Image.Image], torch.Tensor]:
+        return self._transform
+
+    def truncated(self, texts: Sequence[str]) -> list[bool]:
+        return self.text.truncated(texts)
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "key": self.spec.key,
+            "family": self.spec.family,
+            "args": self.spec.args,
+            "library": LIBRARY,
+            "weights": self._weights,
+            "preprocess": repr(self._transform),
+            "dtype": precision_name(self.dtype),
+            "device": str(self.device),
+            "context_length": self.text.limit,
+        }
