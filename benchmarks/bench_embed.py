@@ -191,7 +191,7 @@ def main(
     workers: int = typer.Option(None, help="Overrides embed.workers."),
     decode: str = typer.Option(None, help="Overrides embed.decode (auto, device, pil)."),
     baseline: bool = typer.Option(True, help="Also time the thesis-style baseline."),
-    workdir: Path = typer.Option(None, help="Folder for the JPEGs [default: a temp dir]."),
+    workdir: Path = typer.Option(None, help="Folder for the JPEGs.", show_default="a temp dir"),
 ) -> None:
     """Time each model: model only, end to end, thesis-style baseline; then the sweep."""
     for line in describe():

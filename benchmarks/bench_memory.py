@@ -93,7 +93,7 @@ def main(
     chunk_size: int = typer.Option(4096, help="embed.chunk_size"),
     workers: int = typer.Option(1, help="embed.workers"),
     decode: str = typer.Option("pil", help="embed.decode"),
-    workdir: Path = typer.Option(None, help="Scratch folder [default: a temp dir]."),
+    workdir: Path = typer.Option(None, help="Scratch folder.", show_default="a temp dir"),
 ) -> None:
     """Peak memory of the embed stage for each collection size."""
     for line in describe():

@@ -114,7 +114,9 @@ def main(
     repeat: int = typer.Option(3, help="Timed runs per size (best and median printed)."),
     top_k: int = typer.Option(10, help="Best image ids kept per query."),
     baseline_max: int = typer.Option(100_000, help="Largest N for the full-sort baseline."),
-    workdir: Path = typer.Option(None, help="Folder for the image files [default: a temp dir]."),
+    workdir: Path = typer.Option(
+        None, help="Folder for the image files.", show_default="a temp dir"
+    ),
 ) -> None:
     """Time rank_targets (one matrix product per chunk, ranks from counts)."""
     for line in describe():

@@ -42,7 +42,7 @@ def timed(cmd: list[str], environment: dict[str, str], limit: float = 300) -> tu
 
 @app.command()
 def main(
-    keys: list[str] = typer.Argument(None, help=f"Model keys [default: {' '.join(DEFAULT_KEYS)}]."),
+    keys: list[str] = typer.Argument(None, help="Model keys.", show_default=" ".join(DEFAULT_KEYS)),
     baseline: bool = typer.Option(False, help="Also time open_clip's own failure."),
 ) -> None:
     """Time each model stage's failure with no network and no cached weights."""

@@ -1,4 +1,5 @@
-"""What every stage CLI shares: clear one-line errors instead of tracebacks for bad input."""
+"""What every stage CLI shares: its common options, and clear one-line errors instead of
+tracebacks for bad input."""
 
 from __future__ import annotations
 
@@ -7,12 +8,20 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
+
+import typer
 
 from kisbench.collections import InputError
 from kisbench.models.spec import ModelError  # torch-free: stages without models start fast
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+MODEL = typer.Option(..., help="Model key from params.yaml `models`.")
+COLLECTION = typer.Option(..., help="Collection name from params.yaml `collections`.")
+RESET_COLLECTION = typer.Option(..., help="RESET keyframe collection (params `run.reset`).")
+PARAMS = typer.Option(Path("params.yaml"), help="Parameters file.")
 
 
 def clear_errors(func: F) -> F:

@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from kisbench import layout
-from kisbench.cli import clear_errors, quiet_libraries
+from kisbench.cli import COLLECTION, MODEL, PARAMS, clear_errors, quiet_libraries
 from kisbench.collections import list_images
 from kisbench.models import check_model, load_model, model_entry
 from kisbench.params import collection_entry, load_params, section
@@ -16,12 +16,16 @@ app = typer.Typer(add_completion=False)
 @app.command()
 @clear_errors
 def main(
-    model: str = typer.Option(..., help="Model key from params.yaml `models`."),
-    collection: str = typer.Option(..., help="Collection name from params.yaml `collections`."),
-    params: Path = typer.Option(Path("params.yaml"), help="Parameters file."),
-    out: Path = typer.Option(None, help="Output folder [default: data/features/MODEL/COLLECTION]."),
+    model: str = MODEL,
+    collection: str = COLLECTION,
+    params: Path = PARAMS,
+    out: Path = typer.Option(
+        None, help="Output folder.", show_default="data/features/MODEL/COLLECTION"
+    ),
     partial: Path = typer.Option(
-        None, help="Folder for resumable chunks [default: data/features/.partial/MODEL-COLLECTION]."
+        None,
+        help="Folder for resumable chunks.",
+        show_default="data/features/.partial/MODEL-COLLECTION",
     ),
 ) -> None:
     """Write embeddings.npy, ids.txt, skipped.csv and meta.json for COLLECTION's images.

@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from kisbench import layout, store
-from kisbench.cli import clear_errors, quiet_libraries
+from kisbench.cli import COLLECTION, MODEL, PARAMS, clear_errors, quiet_libraries
 from kisbench.collections import read_labels
 from kisbench.models import load_model, model_entry
 from kisbench.params import collection_entry, load_params, section
@@ -16,10 +16,12 @@ app = typer.Typer(add_completion=False)
 @app.command()
 @clear_errors
 def main(
-    model: str = typer.Option(..., help="Model key from params.yaml `models`."),
-    collection: str = typer.Option(..., help="Collection name from params.yaml `collections`."),
-    params: Path = typer.Option(Path("params.yaml"), help="Parameters file."),
-    out: Path = typer.Option(None, help="Output folder [default: data/queries/MODEL/COLLECTION]."),
+    model: str = MODEL,
+    collection: str = COLLECTION,
+    params: Path = PARAMS,
+    out: Path = typer.Option(
+        None, help="Output folder.", show_default="data/queries/MODEL/COLLECTION"
+    ),
 ) -> None:
     """Write one embedding set per labelset (short, long, ...) of labels/COLLECTION.csv."""
     quiet_libraries()

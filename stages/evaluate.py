@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from kisbench import layout
-from kisbench.cli import clear_errors
+from kisbench.cli import PARAMS, clear_errors
 from kisbench.evaluate import compare, evaluate, load_rank_sets, write_curves
 from kisbench.params import load_params, section
 from kisbench.store import write_json
@@ -16,7 +16,7 @@ app = typer.Typer(add_completion=False)
 @app.command()
 @clear_errors
 def main(
-    params: Path = typer.Option(Path("params.yaml"), help="Parameters file."),
+    params: Path = PARAMS,
     metrics: Path = typer.Option(layout.METRICS, help="Folder for the metrics files."),
     curves: Path = typer.Option(layout.CURVES, help="Folder for the curve CSVs."),
 ) -> None:

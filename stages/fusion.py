@@ -6,7 +6,7 @@ import pandas as pd
 import typer
 
 from kisbench import layout, store
-from kisbench.cli import clear_errors
+from kisbench.cli import PARAMS, clear_errors
 from kisbench.devices import resolve_device
 from kisbench.evaluate import labelset_order
 from kisbench.fusion import align_inputs, fuse, headline_table, summary
@@ -18,7 +18,7 @@ app = typer.Typer(add_completion=False)
 @app.command()
 @clear_errors
 def main(
-    params: Path = typer.Option(Path("params.yaml"), help="Parameters file."),
+    params: Path = PARAMS,
     out: Path = typer.Option(layout.FUSION, help="Folder for the per-query fused ranks."),
     metrics: Path = typer.Option(layout.METRICS, help="Folder for fusion.json and fusion.csv."),
 ) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from kisbench import layout, store
-from kisbench.cli import clear_errors
+from kisbench.cli import COLLECTION, MODEL, PARAMS, clear_errors
 from kisbench.collections import check_targets, read_labels
 from kisbench.devices import resolve_device
 from kisbench.params import load_params, section
@@ -17,10 +17,12 @@ app = typer.Typer(add_completion=False)
 @app.command()
 @clear_errors
 def main(
-    model: str = typer.Option(..., help="Model key from params.yaml `models`."),
-    collection: str = typer.Option(..., help="Collection name from params.yaml `collections`."),
-    params: Path = typer.Option(Path("params.yaml"), help="Parameters file."),
-    out: Path = typer.Option(None, help="Output folder [default: data/ranks/MODEL/COLLECTION]."),
+    model: str = MODEL,
+    collection: str = COLLECTION,
+    params: Path = PARAMS,
+    out: Path = typer.Option(
+        None, help="Output folder.", show_default="data/ranks/MODEL/COLLECTION"
+    ),
 ) -> None:
     """Write <labelset>.csv (query_id,target_id,labelset,rank,score,top_ids) per labelset,
     and info.json (collection size, truncated queries, skipped targets) for the evaluate stage.

@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from kisbench import layout
-from kisbench.cli import clear_errors
+from kisbench.cli import PARAMS, clear_errors
 from kisbench.params import load_params
 from kisbench.render import Settings, render
 
@@ -15,7 +15,7 @@ app = typer.Typer(add_completion=False)
 @app.command()
 @clear_errors
 def main(
-    params: Path = typer.Option(Path("params.yaml"), help="Parameters file."),
+    params: Path = PARAMS,
     curves: Path = typer.Option(layout.CURVES, help="Folder of the curve CSVs."),
     metrics: Path = typer.Option(layout.METRICS, help="Folder of the evaluate/fusion tables."),
     fusion: Path = typer.Option(layout.FUSION, help="Folder of the per-query fused ranks."),

@@ -7,7 +7,7 @@ import pandas as pd
 import typer
 
 from kisbench import layout
-from kisbench.cli import clear_errors
+from kisbench.cli import PARAMS, RESET_COLLECTION, clear_errors
 from kisbench.figures import reset_consistency, save
 from kisbench.params import load_params
 from kisbench.reset import evaluate, extend_triplets, json_safe
@@ -27,8 +27,8 @@ app = typer.Typer(add_completion=False)
 @app.command()
 @clear_errors
 def main(
-    collection: str = typer.Option(..., help="RESET keyframe collection (params `run.reset`)."),
-    params: Path = typer.Option(Path("params.yaml"), help="Parameters file."),
+    collection: str = RESET_COLLECTION,
+    params: Path = PARAMS,
     distances: Path = typer.Option(layout.RESET_DISTANCES, help="reset-distances outputs."),
     metrics: Path = typer.Option(layout.METRICS, help="Folder for reset.json, reset_details.json."),
     table: Path = typer.Option(layout.RESET_TABLE, help="Consistency table (CSV)."),

@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from kisbench import layout, store
-from kisbench.cli import clear_errors
+from kisbench.cli import PARAMS, RESET_COLLECTION, clear_errors
 from kisbench.params import collection_entry, load_params
 from kisbench.reset import model_distances
 from kisbench.reset_data import ResetSettings, read_triplets, write_distances
@@ -17,13 +17,13 @@ app = typer.Typer(add_completion=False)
 @clear_errors
 def main(
     model: str = typer.Option(..., help="Model key from params.yaml `reset.models`."),
-    collection: str = typer.Option(..., help="RESET keyframe collection (params `run.reset`)."),
-    params: Path = typer.Option(Path("params.yaml"), help="Parameters file."),
+    collection: str = RESET_COLLECTION,
+    params: Path = PARAMS,
     features: Path = typer.Option(
-        None, help="Keyframe embeddings [default: data/features/MODEL/COLLECTION]."
+        None, help="Keyframe embeddings.", show_default="data/features/MODEL/COLLECTION"
     ),
     out: Path = typer.Option(
-        None, help="Output folder [default: data/reset_distances/MODEL/COLLECTION]."
+        None, help="Output folder.", show_default="data/reset_distances/MODEL/COLLECTION"
     ),
 ) -> None:
     """Write distances.csv (d(q,c1), d(q,c2), d(c1,c2) per triplet; empty where a keyframe

@@ -125,11 +125,6 @@ def test_evaluate_names_the_missing_ranks(project):
     assert "data/ranks/good/toy" in result.output and "rank stages" in result.output
 
 
-def test_help_of_new_stages():
-    for app in (fusion.app, render.app, evaluate.app):
-        assert runner.invoke(app, ["--help"]).exit_code == 0
-
-
 def test_one_model_experiment(project):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["run"]["models"] = ["fair"]
