@@ -20,12 +20,13 @@ import typer
 from benchmarks.bench_embed import build
 from benchmarks.machine import describe
 from kisbench import layout, store
+from kisbench.cli import command_line
 from kisbench.collections import list_images
 from kisbench.extract import embed_images
 from kisbench.models import model_entry
 from kisbench.params import load_params
 
-app = typer.Typer(add_completion=False)
+app = command_line()
 
 
 def nearest(v: np.ndarray) -> np.ndarray:

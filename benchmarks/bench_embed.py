@@ -30,6 +30,7 @@ import typer
 from PIL import Image
 
 from benchmarks.machine import describe, timed
+from kisbench.cli import command_line
 from kisbench.collections import list_images
 from kisbench.devices import resolve_device, resolve_precision
 from kisbench.extract import EmbedOptions, embed_images
@@ -38,7 +39,7 @@ from kisbench.models.base import EmbeddingModel
 from kisbench.models.openclip import OpenClipModel
 from kisbench.params import load_params, section
 
-app = typer.Typer(add_completion=False)
+app = command_line()
 
 
 class RandomOpenClip(OpenClipModel):

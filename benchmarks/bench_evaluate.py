@@ -27,11 +27,12 @@ import yaml
 from PIL import Image
 
 from kisbench import layout, store
+from kisbench.cli import command_line
 from kisbench.ranking import rank_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
-app = typer.Typer(add_completion=False)
+app = command_line()
 
 
 def unit(a: np.ndarray) -> np.ndarray:

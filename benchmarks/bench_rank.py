@@ -20,10 +20,11 @@ import torch
 import typer
 
 from benchmarks.machine import describe, timed
+from kisbench.cli import command_line
 from kisbench.devices import resolve_device
 from kisbench.ranking import TIE_EPS, on_device, rank_targets
 
-app = typer.Typer(add_completion=False)
+app = command_line()
 
 
 def unit_vectors(rng: np.random.Generator, n: int, d: int) -> np.ndarray:

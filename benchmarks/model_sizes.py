@@ -14,7 +14,6 @@ import subprocess
 
 import open_clip
 import torch
-import typer
 from transformers import (
     AlignConfig,
     AlignModel,
@@ -25,8 +24,9 @@ from transformers import (
 )
 
 from benchmarks.machine import describe
+from kisbench.cli import command_line
 
-app = typer.Typer(add_completion=False)
+app = command_line()
 
 OPEN_CLIP = {
     "clip_b32": "ViT-B-32-quickgelu",

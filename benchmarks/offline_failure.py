@@ -20,8 +20,9 @@ import time
 import typer
 
 from benchmarks.machine import describe
+from kisbench.cli import command_line
 
-app = typer.Typer(add_completion=False)
+app = command_line()
 
 DEFAULT_KEYS = ["clip_b32", "siglip_b16", "align", "blip2_itm_g", "blip2_vitl"]
 

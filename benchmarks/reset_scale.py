@@ -17,10 +17,11 @@ import pandas as pd
 import typer
 
 from benchmarks.machine import describe
+from kisbench.cli import command_line
 from kisbench.reset import evaluate, model_distances
 from kisbench.reset_data import DISTANCE_SUFFIXES
 
-app = typer.Typer(add_completion=False)
+app = command_line()
 
 
 def synthetic(rng: np.random.Generator, n_triplets: int, n_judgements: int, n_extractors: int):

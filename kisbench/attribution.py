@@ -7,7 +7,9 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-app = typer.Typer(add_completion=False)
+from kisbench.cli import command_line
+
+app = command_line()
 
 HEADER = """# Attribution: {name} collection
 

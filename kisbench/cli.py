@@ -18,6 +18,14 @@ from kisbench.models.spec import ModelError  # torch-free: stages without models
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+def command_line(**kwargs: Any) -> typer.Typer:
+    """A typer app as every kisbench command has it: no shell-completion options, and help
+    as plain reflowed text (typer's rich mode keeps docstrings' line breaks and reads square
+    brackets as markup)."""
+    return typer.Typer(add_completion=False, rich_markup_mode=None, **kwargs)
+
+
 MODEL = typer.Option(..., help="Model key from params.yaml `models`.")
 COLLECTION = typer.Option(..., help="Collection name from params.yaml `collections`.")
 RESET_COLLECTION = typer.Option(..., help="RESET keyframe collection (params `run.reset`).")

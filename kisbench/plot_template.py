@@ -18,6 +18,8 @@ from pathlib import Path
 
 import typer
 
+from kisbench.cli import command_line
+
 # vega-embed 6 / vega-lite 5 / vega 5: the major versions that DVC's own plot templates
 # ("$schema": vega-lite v5) are written for.
 PINS: dict[str, str] = {"vega": "5.33.1", "vega-lite": "5.23.0", "vega-embed": "6.29.0"}
@@ -157,7 +159,7 @@ def build(root: Path) -> list[Path]:
     return [root / TEMPLATE, root / LICENSES]
 
 
-app = typer.Typer(add_completion=False)
+app = command_line()
 
 
 @app.command()

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import typer
 
+from kisbench.cli import command_line
+
 if TYPE_CHECKING:
     from dvc.repo import Repo
 
@@ -234,7 +236,7 @@ def run_dvc(root: Path, *args: str) -> int:
     return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, check=False).returncode
 
 
-app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
+app = command_line(help=__doc__.splitlines()[0])
 
 REMOTE = typer.Option(None, "--remote", "-r", help="DVC remote (default: core.remote).")
 ROOT = typer.Option(Path("."), "--root", help="Repository root.")

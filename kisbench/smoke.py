@@ -18,11 +18,12 @@ from typing import Any
 import typer
 import yaml
 
+from kisbench.cli import command_line
 from kisbench.layout import TINY_MODELS
 from kisbench.models.tiny import TINY_MODELS as TINY_BUILDERS
 from kisbench.models.tiny import make_all
 
-app = typer.Typer(add_completion=False)
+app = command_line()
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -5,12 +5,12 @@ from pathlib import Path
 import typer
 
 from kisbench import layout
-from kisbench.cli import COLLECTION, MODEL, PARAMS, clear_errors, quiet_libraries
+from kisbench.cli import COLLECTION, MODEL, PARAMS, clear_errors, command_line, quiet_libraries
 from kisbench.collections import list_images
 from kisbench.models import check_model, load_model, model_entry
 from kisbench.params import collection_entry, load_params, section
 
-app = typer.Typer(add_completion=False)
+app = command_line()
 
 
 @app.command()

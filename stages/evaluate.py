@@ -5,12 +5,12 @@ from pathlib import Path
 import typer
 
 from kisbench import layout
-from kisbench.cli import PARAMS, clear_errors
+from kisbench.cli import PARAMS, clear_errors, command_line
 from kisbench.evaluate import compare, evaluate, load_rank_sets, write_curves
 from kisbench.params import load_params, section
 from kisbench.store import write_json
 
-app = typer.Typer(add_completion=False)
+app = command_line()
 
 
 @app.command()

@@ -6,13 +6,13 @@ import pandas as pd
 import typer
 
 from kisbench import layout, store
-from kisbench.cli import PARAMS, clear_errors
+from kisbench.cli import PARAMS, clear_errors, command_line
 from kisbench.devices import resolve_device
 from kisbench.evaluate import labelset_order
 from kisbench.fusion import align_inputs, fuse, headline_table, summary
 from kisbench.params import load_params, section
 
-app = typer.Typer(add_completion=False)
+app = command_line()
 
 
 @app.command()

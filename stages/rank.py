@@ -5,13 +5,13 @@ from pathlib import Path
 import typer
 
 from kisbench import layout, store
-from kisbench.cli import COLLECTION, MODEL, PARAMS, clear_errors
+from kisbench.cli import COLLECTION, MODEL, PARAMS, clear_errors, command_line
 from kisbench.collections import check_targets, read_labels
 from kisbench.devices import resolve_device
 from kisbench.params import load_params, section
 from kisbench.ranking import on_device, rank_table
 
-app = typer.Typer(add_completion=False)
+app = command_line()
 
 
 @app.command()

@@ -5,11 +5,11 @@ from pathlib import Path
 import typer
 
 from kisbench import layout
-from kisbench.cli import PARAMS, clear_errors
+from kisbench.cli import PARAMS, clear_errors, command_line
 from kisbench.params import load_params
 from kisbench.render import Settings, render
 
-app = typer.Typer(add_completion=False)
+app = command_line()
 
 
 @app.command()

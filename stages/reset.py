@@ -7,7 +7,7 @@ import pandas as pd
 import typer
 
 from kisbench import layout
-from kisbench.cli import PARAMS, RESET_COLLECTION, clear_errors
+from kisbench.cli import PARAMS, RESET_COLLECTION, clear_errors, command_line
 from kisbench.figures import reset_consistency, save
 from kisbench.params import load_params
 from kisbench.reset import evaluate, extend_triplets, json_safe
@@ -21,7 +21,7 @@ from kisbench.reset_data import (
 )
 from kisbench.store import write_json
 
-app = typer.Typer(add_completion=False)
+app = command_line()
 
 
 @app.command()

@@ -5,12 +5,12 @@ from pathlib import Path
 import typer
 
 from kisbench import layout, store
-from kisbench.cli import PARAMS, RESET_COLLECTION, clear_errors
+from kisbench.cli import PARAMS, RESET_COLLECTION, clear_errors, command_line
 from kisbench.params import collection_entry, load_params
 from kisbench.reset import model_distances
 from kisbench.reset_data import ResetSettings, read_triplets, write_distances
 
-app = typer.Typer(add_completion=False)
+app = command_line()
 
 
 @app.command()

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import typer
 
-from kisbench.cli import clear_errors, quiet_libraries
+from kisbench.cli import clear_errors, command_line, quiet_libraries
 from kisbench.layout import TINY_MODELS
 from kisbench.models.tiny import TINY_MODELS as BUILDERS
 from kisbench.models.tiny import make_all
 
-app = typer.Typer(add_completion=False)
+app = command_line()
 
 
 @app.command()

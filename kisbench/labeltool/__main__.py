@@ -10,13 +10,12 @@ from werkzeug.serving import make_server
 
 from kisbench import layout
 from kisbench.annotators import annotator_report
-from kisbench.cli import clear_errors
+from kisbench.cli import clear_errors, command_line
 from kisbench.collections import list_images
 from kisbench.labeltool.files import LabelFiles, clean_text
 from kisbench.labeltool.server import DEFAULT_SEED, Session, create_app
 
-app = typer.Typer(
-    add_completion=False,
+app = command_line(
     help="The labelling tool: serve the labelling page, or report metrics per annotator.",
 )
 
