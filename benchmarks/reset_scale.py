@@ -24,7 +24,9 @@ from kisbench.reset_data import DISTANCE_SUFFIXES
 app = command_line()
 
 
-def synthetic(rng: np.random.Generator, n_triplets: int, n_judgements: int, n_extractors: int):
+def synthetic(
+    rng: np.random.Generator, n_triplets: int, n_judgements: int, n_extractors: int
+) -> tuple[list[str], pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
     keyframes = [f"{i // 20:05d}/shot{i // 20:05d}_{i % 20}_RKF.jpg" for i in range(10_000)]
     pick = rng.integers(0, len(keyframes), size=(n_triplets, 3))
     triplets = pd.DataFrame(
@@ -63,7 +65,9 @@ def synthetic(rng: np.random.Generator, n_triplets: int, n_judgements: int, n_ex
     return keyframes, triplets, judgements, participants, names
 
 
-def baseline_variant1(judgements: pd.DataFrame, triplets: pd.DataFrame, names: list[str]):
+def baseline_variant1(
+    judgements: pd.DataFrame, triplets: pd.DataFrame, names: list[str]
+) -> dict[str, float]:
     scores = {x: [] for x in names}
     for _, j in judgements.iterrows():
         if j["simplified_choice"] == 0:

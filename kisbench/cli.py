@@ -1,5 +1,5 @@
-"""What every stage CLI shares: its common options, and clear one-line errors instead of
-tracebacks for bad input."""
+"""What kisbench's command lines share: how their typer apps are made, the stages' common
+options, and clear one-line errors instead of tracebacks for bad input."""
 
 from __future__ import annotations
 

@@ -38,6 +38,7 @@ import json
 import os
 import sys
 import traceback
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,7 +51,7 @@ TINY_CHECKPOINT = "blip2_tiny.pth"
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def _config(model_type: str):
+def _config(model_type: str) -> tuple[Any, Any]:
     import lavis.models  # noqa: F401 - registers the model classes
     from lavis.common.registry import registry
     from omegaconf import OmegaConf
@@ -68,7 +69,9 @@ def _use_tiny_vision(folder: str) -> None:
     with open(os.path.join(folder, "vision.json"), encoding="utf-8") as f:
         vision = json.load(f)
 
-    def create_tiny_vit(img_size=224, use_checkpoint=False, precision="fp16"):
+    def create_tiny_vit(
+        img_size: int = 224, use_checkpoint: bool = False, precision: str = "fp16"
+    ) -> Any:
         return VisionTransformer(
             input_resolution=img_size,
             patch_size=vision["patch_size"],
