@@ -181,7 +181,9 @@ def bench_model(
 
 @app.command()
 def main(
-    model: list[str] = typer.Option(..., help="Model key(s) from params.yaml; repeat for a sweep."),
+    model: list[str] = typer.Option(
+        ..., metavar="KEY", help="Model key(s) from params.yaml; repeat for a sweep."
+    ),
     random_weights: bool = typer.Option(False, help="Full-size architecture, random weights."),
     images: int = typer.Option(2048, help="Number of generated JPEGs."),
     size: str = typer.Option("1280x720", help="JPEG size, WIDTHxHEIGHT."),

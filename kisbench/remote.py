@@ -241,7 +241,7 @@ app = command_line(help=__doc__.splitlines()[0])
 REMOTE = typer.Option(None, "--remote", "-r", help="DVC remote (default: core.remote).")
 ROOT = typer.Option(Path("."), "--root", help="Repository root.")
 JOBS = typer.Option(None, "--jobs", "-j", help="Parallel transfers (DVC's default if unset).")
-TARGETS = typer.Argument(None, help="Stages or outputs (default: all).")
+TARGETS = typer.Argument(None, metavar="TARGET", help="Stages or outputs (default: all).")
 
 
 def _checked(root: Path, remote: str | None) -> None:

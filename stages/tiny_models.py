@@ -18,7 +18,9 @@ def main(
     out: Path = typer.Option(TINY_MODELS, help="Folder to create the models in."),
     seed: int = typer.Option(0, help="Seed of the random weights."),
     name: list[str] = typer.Option(
-        None, help=f"Only these models (repeatable); default all: {', '.join(BUILDERS)}."
+        None,
+        metavar="NAME",
+        help=f"Only these models (repeatable); default all: {', '.join(BUILDERS)}.",
     ),
 ) -> None:
     """Build the tiny models (fixed seed, so always the same weights) under OUT/<name>.
