@@ -7,7 +7,6 @@ test_extract.py (device path with libjpeg-turbo) and test_ranking_speed_paths.py
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -16,7 +15,6 @@ import torch
 from kisbench import store
 from kisbench.collections import list_images
 from kisbench.extract import embed_images
-from kisbench.images import load_rgb
 from kisbench.ranking import on_device, rank_targets
 from tests import imagefiles as gen
 from tests import tinymodel
@@ -43,24 +41,12 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], list[Pat
     return list_images(folder)
 
 
-def cuda_model(model_dir: Path, precision: str) -> Any:
-    entry = {"family": "open_clip", "model": f"local-dir:{model_dir}"}
-    from kisbench.models import load_model
-
-    return load_model("tiny_clip", entry, device="cuda", precision=precision)
-
-
-def reference(model: Any, path: Path) -> np.ndarray:
-    pixels = model.image_transform(load_rgb(path)).unsqueeze(0)
-    return model.encode_images(pixels)[0]
-
-
 @pytest.mark.parametrize(("decode", "precision"), [("device", "fp32"), ("pil", "fp32")])
 def test_cuda_paths_match_the_models_own_preprocessing(
     model_dir, mixed, tmp_path, decode, precision
 ):
     ids, paths = mixed
-    model = cuda_model(model_dir, precision)
+    model = tinymodel.load(model_dir, "cuda", precision=precision)
     meta = embed_images(
         model,
         ids,
@@ -75,16 +61,13 @@ def test_cuda_paths_match_the_models_own_preprocessing(
     )
     assert meta["decode"] == decode
     assert store.read_skipped(tmp_path / "o").keys() == BAD
-    result = store.load(tmp_path / "o")
-    by_id = dict(zip(ids, paths, strict=True))
-    pairs = zip(result.ids, result.vectors, strict=True)
-    worst = min(float(v @ reference(model, by_id[i])) for i, v in pairs)
-    assert worst >= 0.999
+    worst, cosine = tinymodel.worst_agreement(model, store.load(tmp_path / "o"), ids, paths)
+    assert cosine >= 0.999, (worst, cosine)
 
 
 def test_auto_is_the_device_path_in_half_precision(model_dir, mixed, tmp_path):
     ids, paths = mixed
-    half = cuda_model(model_dir, "auto")
+    half = tinymodel.load(model_dir, "cuda", precision="auto")
     assert half.dtype == torch.bfloat16
     meta = embed_images(
         half,
@@ -96,17 +79,14 @@ def test_auto_is_the_device_path_in_half_precision(model_dir, mixed, tmp_path):
         progress=False,
     )
     assert meta["decode"] == "device"
-    full = cuda_model(model_dir, "fp32")
-    result = store.load(tmp_path / "o")
-    by_id = dict(zip(ids, paths, strict=True))
-    pairs = zip(result.ids, result.vectors, strict=True)
-    worst = min(float(v @ reference(full, by_id[i])) for i, v in pairs)
-    assert worst >= 0.99
+    full = tinymodel.load(model_dir, "cuda", precision="fp32")
+    worst, cosine = tinymodel.worst_agreement(full, store.load(tmp_path / "o"), ids, paths)
+    assert cosine >= 0.99, (worst, cosine)
 
 
 def test_cuda_runs_are_identical(model_dir, mixed, tmp_path):
     ids, paths = mixed
-    model = cuda_model(model_dir, "auto")
+    model = tinymodel.load(model_dir, "cuda", precision="auto")
     for name in ("a", "b"):
         embed_images(
             model,

@@ -47,11 +47,14 @@ def env(workspace: Path) -> dict[str, str]:
     return {**dvc_env(), "DVC_SITE_CACHE_DIR": str(workspace / ".dvc" / "tmp" / "site")}
 
 
-def run(workspace: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """``python -m ARGS`` (dvc, kisbench.remote, ...) in ``workspace``, output captured."""
+def run(
+    workspace: Path, *args: str, check: bool = True, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m ARGS`` (dvc, kisbench.remote, ...) on ``workspace`` (run in ``cwd``,
+    default the workspace), output captured."""
     proc = subprocess.run(
         [sys.executable, "-m", *args],
-        cwd=workspace,
+        cwd=cwd or workspace,
         env=env(workspace),
         text=True,
         capture_output=True,
@@ -65,18 +68,7 @@ def run(workspace: Path, *args: str, check: bool = True) -> subprocess.Completed
 
 def remote_cli(workspace: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """The project's wrapper (``make push`` / ``make pull``), run on ``workspace``."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "kisbench.remote", *args, "--root", str(workspace)],
-        cwd=REPO,
-        env=env(workspace),
-        text=True,
-        capture_output=True,
-        timeout=600,
-        check=False,
-    )
-    if check and proc.returncode:
-        raise AssertionError(f"{args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+    return run(workspace, "kisbench.remote", *args, "--root", str(workspace), check=check, cwd=REPO)
 
 
 def s3_settings(server: S3Server) -> dict[str, str]:

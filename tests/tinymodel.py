@@ -13,6 +13,7 @@ from kisbench.images import load_rgb
 from kisbench.models import load_model
 from kisbench.models.base import EmbeddingModel
 from kisbench.models.tiny import make_tiny_clip
+from kisbench.store import EmbeddingSet
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -21,9 +22,9 @@ def build(folder: Path) -> Path:
     return make_tiny_clip(folder / "tiny_clip", seed=0)
 
 
-def load(folder: Path, **kwargs: Any) -> EmbeddingModel:
+def load(folder: Path, device: str = "cpu", **kwargs: Any) -> EmbeddingModel:
     entry = {"family": "open_clip", "model": f"local-dir:{folder}"}
-    return load_model("tiny_clip", entry, device="cpu", **kwargs)
+    return load_model("tiny_clip", entry, device=device, **kwargs)
 
 
 def reference_embedding(model: EmbeddingModel, path: Path) -> np.ndarray:
@@ -32,3 +33,17 @@ def reference_embedding(model: EmbeddingModel, path: Path) -> np.ndarray:
     pixels = model.image_transform(load_rgb(path)).unsqueeze(0)
     with torch.inference_mode():
         return model.encode_images(pixels)[0]
+
+
+def worst_agreement(
+    model: EmbeddingModel, result: EmbeddingSet, ids: list[str], paths: list[Path]
+) -> tuple[str, float]:
+    """The image whose embedding in ``result`` agrees least (cosine) with
+    :func:`reference_embedding` by ``model``, and that cosine."""
+    by_id = dict(zip(ids, paths, strict=True))
+    cosines = {
+        i: float(v @ reference_embedding(model, by_id[i]))
+        for i, v in zip(result.ids, result.vectors, strict=True)
+    }
+    worst = min(cosines, key=cosines.get)
+    return worst, cosines[worst]
