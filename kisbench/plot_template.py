@@ -10,7 +10,6 @@ every npm package involved, from the npm registry; only that step needs npm and 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import tempfile
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import typer
 
+from kisbench import store
 from kisbench.cli import command_line
 
 # vega-embed 6 / vega-lite 5 / vega 5: the major versions that DVC's own plot templates
@@ -132,13 +132,6 @@ def fetch_packages(workdir: Path) -> Path:
     return workdir / "node_modules"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def build(root: Path) -> list[Path]:
     """Re-make the template and the licence notice under ``root``; returns what was written."""
     with tempfile.TemporaryDirectory(prefix="kisbench-vega-") as tmp:
@@ -154,8 +147,8 @@ def build(root: Path) -> list[Path]:
                 )
         page = render_template(scripts)
         notice = licence_notice(modules)
-    write_atomic(root / TEMPLATE, page)
-    write_atomic(root / LICENSES, notice)
+    store.write_text(root / TEMPLATE, page)
+    store.write_text(root / LICENSES, notice)
     return [root / TEMPLATE, root / LICENSES]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from kisbench import store
 from kisbench.layout import figure_name
 from kisbench.metrics import LOWER_IS_BETTER, RECALL_KS, chance_levels
 
@@ -237,8 +238,5 @@ def build(inputs: Inputs, where: Path) -> str:
 
 def write(inputs: Inputs, path: Path) -> Path:
     """Write the report atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(build(inputs, path.parent), encoding="utf-8")
-    os.replace(tmp, path)
+    store.write_text(path, build(inputs, path.parent))
     return path

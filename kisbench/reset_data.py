@@ -11,13 +11,14 @@ columns). Ids are read as strings, so that they match across files whatever they
 from __future__ import annotations
 
 import json
-import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
 
+from kisbench import store
 from kisbench.collections import InputError
 
 DISTANCE_SUFFIXES = ("cosdist_query_candidate1", "cosdist_query_candidate2", "cosdist_candidates")
@@ -207,14 +208,11 @@ def write_distances(folder: Path, distances: pd.DataFrame, info: dict[str, Any])
     written to a temp folder first so that a half-written result never looks complete."""
     folder = Path(folder)
     tmp = folder.with_name(f".{folder.name}.tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(tmp, ignore_errors=True)  # what a killed run left behind
+    tmp.mkdir(parents=True)
     distances.to_csv(tmp / DISTANCES_CSV, index_label="triplet_id")
-    (tmp / DISTANCES_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    if folder.exists():
-        for child in folder.iterdir():
-            child.unlink()
-        folder.rmdir()
-    os.replace(tmp, folder)
+    store.write_json(tmp / DISTANCES_INFO, info)
+    store.commit(tmp, folder)
 
 
 def extractors(triplets: pd.DataFrame, models: list[str], path: Path | str) -> list[str]:

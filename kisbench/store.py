@@ -66,13 +66,18 @@ def read_skipped(folder: Path) -> dict[str, str]:
         return {row["id"]: row["reason"] for row in csv.DictReader(f)}
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically (temp file + rename), so readers never see half a file."""
+def write_text(path: Path, text: str) -> None:
+    """Write a text file atomically (temp file + rename), so readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically (see :func:`write_text`)."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def save(folder: Path, ids: list[str], vectors: np.ndarray, meta: dict[str, Any]) -> None:
