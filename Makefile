@@ -46,13 +46,14 @@ sshd:  ## install Debian's openssh-server for the remote test, if missing (needs
 	else echo "warning: no sshd and not root: the SSH remote test will fail;" \
 	  "run 'sudo apt-get install openssh-server'"; fi
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	@if [ -n "$(TORCH_INDEX)" ]; then \
 	  $(BIN)/pip install torch==2.14.1 torchvision==0.29.1 --index-url "$(TORCH_INDEX)"; fi
 	$(BIN)/pip install -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e .   # the project itself: `kisbench`, importable anywhere
 	touch $@
 
 # PIP_CONSTRAINT replaces any machine-wide pip constraint for this install.
@@ -70,7 +71,7 @@ repro: setup  ## dvc repro of the experiment in params.yaml (GPU recommended)
 	dvc repro
 
 smoke: setup  ## the whole pipeline offline with tiny models, in .smoke/
-	HF_HUB_OFFLINE=1 python -m kisbench.smoke
+	HF_HUB_OFFLINE=1 kisbench smoke
 
 test: setup  ## the test suite (what CI runs)
 	HF_HUB_OFFLINE=1 python -m pytest
@@ -78,20 +79,21 @@ test: setup  ## the test suite (what CI runs)
 test-fast: setup  ## the tests without the slow (pipeline, server, browser) ones
 	HF_HUB_OFFLINE=1 python -m pytest -m "not slow"
 
-lint: setup  ## ruff
+lint: setup  ## ruff (lint and format check)
 	ruff check .
+	ruff format --check .
 
 check-remote: setup  ## is the DVC remote reachable, credentials accepted, bucket there?
-	python -m kisbench.remote check $(if $(REMOTE),--remote $(REMOTE))
+	kisbench remote check $(if $(REMOTE),--remote $(REMOTE))
 
 push: setup  ## check the DVC remote, then dvc push (embeddings, ranks)
-	python -m kisbench.remote push $(if $(REMOTE),--remote $(REMOTE))
+	kisbench remote push $(if $(REMOTE),--remote $(REMOTE))
 
 pull: setup  ## check the DVC remote, then dvc pull
-	python -m kisbench.remote pull $(if $(REMOTE),--remote $(REMOTE))
+	kisbench remote pull $(if $(REMOTE),--remote $(REMOTE))
 
 plots: setup  ## dvc plots show -> dvc_plots/index.html, which works offline
 	dvc plots show
 
 vendor-vega: setup  ## re-make vendor/vega/ (offline plot page) from the pinned npm packages
-	python -m kisbench.plot_template
+	kisbench vendor-vega

@@ -19,12 +19,13 @@ import typer
 
 from benchmarks.bench_embed import build
 from benchmarks.machine import describe
-from kisbench import layout, store
+from kisbench import layout
 from kisbench.cli import command_line
-from kisbench.collections import list_images
-from kisbench.extract import embed_images
+from kisbench.config import load_params
+from kisbench.data import store
+from kisbench.data.collections import list_images
+from kisbench.embedding.extract import embed_images
 from kisbench.models import model_entry
-from kisbench.params import load_params
 
 app = command_line()
 

@@ -4,7 +4,7 @@
 
 N generated 1280x720 JPEGs. In one run it prints:
 - model only: images/s on preloaded input tensors already on the device (the upper bound);
-- end to end: images/s of the embed stage's loop (kisbench.extract.embed_images) with the
+- end to end: images/s of the embed stage's loop (kisbench.embedding.extract.embed_images) with the
   params.yaml ``embed`` settings (or the options given here), files to embeddings on disk;
 - their ratio;
 - the thesis-style baseline: Pillow in the main process, fp32, batch 100, no draft.
@@ -31,13 +31,13 @@ from PIL import Image
 
 from benchmarks.machine import describe, timed
 from kisbench.cli import command_line
-from kisbench.collections import list_images
+from kisbench.config import load_params, section
+from kisbench.data.collections import list_images
 from kisbench.devices import resolve_device, resolve_precision
-from kisbench.extract import EmbedOptions, embed_images
+from kisbench.embedding.extract import EmbedOptions, embed_images
 from kisbench.models import ModelSpec, load_model, model_entry
 from kisbench.models.base import EmbeddingModel
 from kisbench.models.openclip import OpenClipModel
-from kisbench.params import load_params, section
 
 app = command_line()
 

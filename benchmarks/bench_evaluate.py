@@ -26,9 +26,10 @@ import typer
 import yaml
 from PIL import Image
 
-from kisbench import layout, store
+from kisbench import files, layout
 from kisbench.cli import command_line
-from kisbench.ranking import rank_table
+from kisbench.data import store
+from kisbench.evaluation.ranking import rank_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,7 +92,7 @@ def make_project(
                 table = rank_table(feats, ids, q, labels["ID"].tolist(), labelset)
                 table.to_csv(out / f"{labelset}.csv", index=False)
                 info["truncated"][labelset] = 0
-            store.write_json(out / layout.RANKS_INFO, info)
+            files.write_json(out / layout.RANKS_INFO, info)
     return params
 
 

@@ -27,7 +27,7 @@ from PIL import Image
 from benchmarks.machine import describe
 from kisbench import layout
 from kisbench.cli import command_line
-from kisbench.models.tiny import make_tiny_clip
+from kisbench.models.testing.builders import make_tiny_clip
 
 app = command_line()
 REPO = Path(__file__).resolve().parents[1]

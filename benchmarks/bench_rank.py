@@ -22,7 +22,7 @@ import typer
 from benchmarks.machine import describe, timed
 from kisbench.cli import command_line
 from kisbench.devices import resolve_device
-from kisbench.ranking import TIE_EPS, on_device, rank_targets
+from kisbench.evaluation.ranking import TIE_EPS, on_device, rank_targets
 
 app = command_line()
 

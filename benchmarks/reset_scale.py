@@ -18,8 +18,8 @@ import typer
 
 from benchmarks.machine import describe
 from kisbench.cli import command_line
-from kisbench.reset import evaluate, model_distances
-from kisbench.reset_data import DISTANCE_SUFFIXES
+from kisbench.reset.consistency import evaluate, model_distances
+from kisbench.reset.data import DISTANCE_SUFFIXES
 
 app = command_line()
 

@@ -13,8 +13,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from kisbench.collections import InputError
-from kisbench.models.spec import ModelError  # torch-free: stages without models start fast
+from kisbench.errors import InputError, ModelError
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from kisbench.models.spec import ModelError
+from kisbench.errors import ModelError
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 

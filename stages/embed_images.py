@@ -6,9 +6,9 @@ import typer
 
 from kisbench import layout
 from kisbench.cli import COLLECTION, MODEL, PARAMS, clear_errors, command_line, quiet_libraries
-from kisbench.collections import list_images
+from kisbench.config import collection_entry, load_params, section
+from kisbench.data.collections import list_images
 from kisbench.models import check_model, load_model, model_entry
-from kisbench.params import collection_entry, load_params, section
 
 app = command_line()
 
@@ -43,8 +43,8 @@ def main(
     # Weights first (seconds, no torch): an offline machine without them fails at once;
     # the embedding loop and torch.distributed are imported after.
     check_model(model, entry)
-    from kisbench import distributed
-    from kisbench.extract import EmbedOptions, embed_images
+    from kisbench.embedding import distributed
+    from kisbench.embedding.extract import EmbedOptions, embed_images
 
     options = EmbedOptions.from_params(opts)
     group = distributed.join()

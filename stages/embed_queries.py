@@ -4,11 +4,12 @@ from pathlib import Path
 
 import typer
 
-from kisbench import layout, store
+from kisbench import layout
 from kisbench.cli import COLLECTION, MODEL, PARAMS, clear_errors, command_line, quiet_libraries
-from kisbench.collections import read_labels
+from kisbench.config import collection_entry, load_params, section
+from kisbench.data import store
+from kisbench.data.collections import read_labels
 from kisbench.models import load_model, model_entry
-from kisbench.params import collection_entry, load_params, section
 
 app = command_line()
 
@@ -37,7 +38,7 @@ def main(
         device=opts.get("device", "auto"),
         precision=opts.get("precision", "auto"),
     )
-    from kisbench.extract import embed_texts
+    from kisbench.embedding.extract import embed_texts
 
     out = out or layout.queries_dir(model, collection)
     for labelset, texts in labels.texts.items():

@@ -6,9 +6,9 @@ import typer
 
 from kisbench import layout
 from kisbench.cli import PARAMS, clear_errors, command_line
-from kisbench.evaluate import compare, evaluate, load_rank_sets, write_curves
-from kisbench.params import load_params, section
-from kisbench.store import write_json
+from kisbench.config import load_params, section
+from kisbench.evaluation.evaluate import compare, evaluate, load_rank_sets, write_curves
+from kisbench.files import write_json
 
 app = command_line()
 

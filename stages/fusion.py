@@ -5,12 +5,13 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from kisbench import layout, store
+from kisbench import files, layout
 from kisbench.cli import PARAMS, clear_errors, command_line
+from kisbench.config import load_params, section
+from kisbench.data import store
 from kisbench.devices import resolve_device
-from kisbench.evaluate import labelset_order
-from kisbench.fusion import align_inputs, fuse, headline_table, summary
-from kisbench.params import load_params, section
+from kisbench.evaluation.evaluate import labelset_order
+from kisbench.evaluation.fusion import align_inputs, fuse, headline_table, summary
 
 app = command_line()
 
@@ -62,7 +63,7 @@ def main(
     table = table[front + [c for c in table.columns if c not in front]]
     metrics.mkdir(parents=True, exist_ok=True)
     table.to_csv(metrics / "fusion.csv", index=False, float_format="%.6g")
-    store.write_json(metrics / "fusion.json", headline_table(table, models, headline))
+    files.write_json(metrics / "fusion.json", headline_table(table, models, headline))
     typer.echo(f"wrote {metrics / 'fusion.csv'}, {metrics / 'fusion.json'}")
 
 

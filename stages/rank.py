@@ -4,12 +4,13 @@ from pathlib import Path
 
 import typer
 
-from kisbench import layout, store
+from kisbench import files, layout
 from kisbench.cli import COLLECTION, MODEL, PARAMS, clear_errors, command_line
-from kisbench.collections import check_targets, read_labels
+from kisbench.config import load_params, section
+from kisbench.data import store
+from kisbench.data.collections import check_targets, read_labels
 from kisbench.devices import resolve_device
-from kisbench.params import load_params, section
-from kisbench.ranking import on_device, rank_table
+from kisbench.evaluation.ranking import on_device, rank_table
 
 app = command_line()
 
@@ -65,7 +66,7 @@ def main(
         path = out / f"{labelset}.csv"
         table.to_csv(path, index=False)
         typer.echo(f"{path}: {len(table)} queries, median rank {table['rank'].median():g}")
-    store.write_json(out / layout.RANKS_INFO, info)
+    files.write_json(out / layout.RANKS_INFO, info)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ import typer
 
 from kisbench import layout
 from kisbench.cli import PARAMS, clear_errors, command_line
-from kisbench.params import load_params
-from kisbench.render import Settings, render
+from kisbench.config import load_params
+from kisbench.report.render import Settings, render
 
 app = command_line()
 

@@ -8,10 +8,11 @@ import typer
 
 from kisbench import layout
 from kisbench.cli import PARAMS, RESET_COLLECTION, clear_errors, command_line
-from kisbench.figures import reset_consistency, save
-from kisbench.params import load_params
-from kisbench.reset import evaluate, extend_triplets, json_safe
-from kisbench.reset_data import (
+from kisbench.config import load_params
+from kisbench.files import write_json
+from kisbench.report.figures import reset_consistency, save
+from kisbench.reset.consistency import evaluate, extend_triplets, json_safe
+from kisbench.reset.data import (
     ResetSettings,
     extractors,
     read_distances,
@@ -19,7 +20,6 @@ from kisbench.reset_data import (
     read_participants,
     read_triplets,
 )
-from kisbench.store import write_json
 
 app = command_line()
 

@@ -4,11 +4,12 @@ from pathlib import Path
 
 import typer
 
-from kisbench import layout, store
+from kisbench import layout
 from kisbench.cli import PARAMS, RESET_COLLECTION, clear_errors, command_line
-from kisbench.params import collection_entry, load_params
-from kisbench.reset import model_distances
-from kisbench.reset_data import ResetSettings, read_triplets, write_distances
+from kisbench.config import collection_entry, load_params
+from kisbench.data import store
+from kisbench.reset.consistency import model_distances
+from kisbench.reset.data import ResetSettings, read_triplets, write_distances
 
 app = command_line()
 

@@ -25,7 +25,7 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every tiny model, built once per test session under a temporary folder."""
-    from kisbench.models.tiny import make_all
+    from kisbench.models.testing.builders import make_all
 
     root = tmp_path_factory.mktemp("tiny_models")
     make_all(root)
@@ -38,7 +38,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     stacked on params.smoke.yaml), run once per session: the DVC pipeline tests share it,
     and those that change a workspace work on a copy (``smoke_copy``)."""
     out = tmp_path_factory.mktemp("smoke") / "ws"
-    command = [sys.executable, "-m", "kisbench.smoke", "--out", str(out)]
+    command = [sys.executable, "-m", "kisbench.tools.smoke", "--out", str(out)]
     command += ["--overrides", "params.smoke.yaml", "--overrides", "tests/every_family.yaml"]
     proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

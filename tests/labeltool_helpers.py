@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from kisbench.collections import list_images
+from kisbench.data.collections import list_images
 
 
 def make_collection(root: Path, n: int = 6) -> dict[str, Path]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kisbench.models.tiny import TINY_MODELS, make_all
+from kisbench.models.testing.builders import TINY_MODELS, make_all
 
 MAIN_ENV_TINY = [name for name in TINY_MODELS if name != "tiny_blip2"]
 

@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from kisbench.annotators import (
+from kisbench.errors import InputError
+from kisbench.evaluation.annotators import (
     EVERYONE,
     UNATTRIBUTED,
     annotator_report,
     metrics_by_annotator,
     read_annotators,
 )
-from kisbench.collections import InputError
 from kisbench.labeltool.__main__ import app
 
 LABELS = (

@@ -13,9 +13,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from kisbench import store
-from kisbench.collections import InputError, check_targets, list_images, read_labels
-from kisbench.models import ModelError, model_entry
+from kisbench.data import store
+from kisbench.data.collections import check_targets, list_images, read_labels
+from kisbench.errors import InputError, ModelError
+from kisbench.models import model_entry
 
 
 def write(path: Path, text: str) -> Path:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from kisbench.attribution import read_manifest, render
-from kisbench.collections import list_images, read_labels
+from kisbench.data.collections import list_images, read_labels
+from kisbench.data.sampling import sample_ids
 from kisbench.layout import images_dir, labels_path
-from kisbench.sampling import sample_ids
+from kisbench.tools.attribution import read_manifest, render
 
 DEMO_SEED = 2024  # recorded in labels/README.md
 REPLACED: list[str] = []  # labels/README.md: no image was replaced

@@ -16,7 +16,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from kisbench import layout, store
+from kisbench import layout
+from kisbench.data import store
 from tests import imagefiles as gen
 from tests import tinymodel
 

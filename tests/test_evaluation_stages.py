@@ -9,7 +9,8 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from kisbench import layout, store
+from kisbench import layout
+from kisbench.data import store
 from stages import evaluate, fusion, rank, render
 
 N_IMAGES = 30

@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kisbench import store
-from kisbench.collections import InputError, list_images
-from kisbench.extract import EmbedOptions, embed_images, embed_texts
-from kisbench.metrics import summarize
-from kisbench.ranking import rank_table
+from kisbench.data import store
+from kisbench.data.collections import list_images
+from kisbench.embedding.extract import EmbedOptions, embed_images, embed_texts
+from kisbench.errors import InputError
+from kisbench.evaluation.metrics import summarize
+from kisbench.evaluation.ranking import rank_table
 from tests import imagefiles as gen
 from tests import tinymodel
 
@@ -208,7 +209,7 @@ def test_device_path_in_small_steps_gives_the_same_result(model, mixed, tmp_path
     ids, paths = mixed
     kw = {"decode": "device", "on_unreadable": "skip"}
     run(model, ids, paths, tmp_path, "whole", **kw)
-    from kisbench import loaders
+    from kisbench.embedding import loaders
 
     monkeypatch.setattr(loaders, "STEP_PIXELS", 1)  # one picture per step
     run(model, ids, paths, tmp_path, "sliced", **kw)

@@ -8,8 +8,8 @@ from matplotlib.collections import PathCollection
 from matplotlib.patches import Rectangle
 from PIL import Image
 
-from kisbench.figures import cumulative_grid, model_colors, pairwise_grid
-from kisbench.qualitative import Example, disagreements, examples_figure
+from kisbench.report.figures import cumulative_grid, model_colors, pairwise_grid
+from kisbench.report.qualitative import Example, disagreements, examples_figure
 
 
 @pytest.fixture(autouse=True)

@@ -7,10 +7,10 @@ query's score for image i is exactly the number written in the test.
 import numpy as np
 import pytest
 
-from kisbench.collections import InputError
-from kisbench.fusion import Inputs, align_inputs, all_ranks, fuse, normalise, retrievers
-from kisbench.ranking import MISSING, rank_targets, score_matrix, target_ranks
-from kisbench.store import EmbeddingSet
+from kisbench.data.store import EmbeddingSet
+from kisbench.errors import InputError
+from kisbench.evaluation.fusion import Inputs, align_inputs, all_ranks, fuse, normalise, retrievers
+from kisbench.evaluation.ranking import MISSING, rank_targets, score_matrix, target_ranks
 
 
 def identity_inputs(scores: dict[str, list[list[float]]], targets: list[int]) -> Inputs:

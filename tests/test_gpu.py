@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from kisbench import store
-from kisbench.collections import list_images
-from kisbench.extract import embed_images
-from kisbench.ranking import on_device, rank_targets
+from kisbench.data import store
+from kisbench.data.collections import list_images
+from kisbench.embedding.extract import embed_images
+from kisbench.evaluation.ranking import on_device, rank_targets
 from tests import imagefiles as gen
 from tests import tinymodel
 from tests.test_ranking_speed_paths import brute_force, data

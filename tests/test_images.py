@@ -1,4 +1,4 @@
-"""Decoding rules (kisbench.images) on generated bad and odd image files."""
+"""Decoding rules (kisbench.data.images) on generated bad and odd image files."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
-from kisbench.images import (
+from kisbench.data.images import (
     UnreadableImage,
     load_rgb,
     probe,
     scan_jpeg,
 )
-from kisbench.pixels import orient_tensor, to_tensor
+from kisbench.models.pixels import orient_tensor, to_tensor
 from tests import imagefiles as gen
 
 
@@ -134,7 +134,7 @@ def test_draft_decodes_large_jpegs_smaller_but_not_below_the_request():
 
 @pytest.mark.parametrize("turn", range(1, 9))
 def test_orient_tensor_matches_pillow(turn):
-    from kisbench.images import _TRANSPOSE
+    from kisbench.data.images import _TRANSPOSE
 
     im = gen.picture(7, 5, seed=1)
     expected = to_tensor(im.transpose(_TRANSPOSE[turn]) if turn in _TRANSPOSE else im)

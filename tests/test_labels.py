@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kisbench.collections import InputError, Labels, check_targets, read_labels
+from kisbench.data.collections import Labels, check_targets, read_labels
+from kisbench.errors import InputError
 
 HEADER = "ID,short_label,long_label"
 

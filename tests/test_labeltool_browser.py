@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from kisbench.collections import read_labels
+from kisbench.data.collections import read_labels
 from kisbench.labeltool.files import LabelFiles, skipped_path
 from kisbench.labeltool.server import Session, create_app
 from tests.browser import HEADLESS_ARGS, chromium

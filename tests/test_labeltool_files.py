@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from kisbench.collections import InputError, read_labels
-from kisbench.labeltool import files as files_module
+from kisbench import files as atomic_files
+from kisbench.data.collections import read_labels
+from kisbench.errors import InputError
 from kisbench.labeltool.files import LabelFiles, Taken, skipped_path
 
 THESIS = (
@@ -125,7 +126,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp(
     def crash(*args: object) -> None:
         raise OSError("disk pulled out")
 
-    monkeypatch.setattr(files_module.os, "replace", crash)
+    monkeypatch.setattr(atomic_files.os, "replace", crash)
     with pytest.raises(OSError, match="disk pulled out"):
         LabelFiles(path).add_label("a3", "x", "y", "ann")
     assert path.read_bytes() == before

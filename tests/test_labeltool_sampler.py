@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from kisbench.data.sampling import sample_ids
 from kisbench.labeltool.sampler import Hold, next_image, sampling_order
-from kisbench.sampling import sample_ids
 
 IDS = [f"im{i:03d}" for i in range(50)]
 

@@ -11,10 +11,10 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from kisbench import layout
-from kisbench.collections import list_images, read_labels
+from kisbench.data.collections import list_images, read_labels
+from kisbench.data.sampling import sample_ids
 from kisbench.labeltool.files import LabelFiles, skipped_path
 from kisbench.labeltool.server import Session, create_app
-from kisbench.sampling import sample_ids
 from tests.labeltool_helpers import make_collection
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kisbench.metrics import cumulative_curve, mrr, recall_at, summarize
+from kisbench.evaluation.metrics import cumulative_curve, mrr, recall_at, summarize
 
 
 def test_cumulative_curve_by_hand():

@@ -6,8 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kisbench.metrics import chance_levels, cumulative_curve, mrr, recall_at, summarize, value
-from kisbench.pairwise import (
+from kisbench.evaluation.metrics import (
+    chance_levels,
+    cumulative_curve,
+    mrr,
+    recall_at,
+    summarize,
+    value,
+)
+from kisbench.evaluation.pairwise import (
     complementary,
     gains_table,
     paired_bootstrap,

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from kisbench import store
-from kisbench.extract import embed_images
+from kisbench.data import store
+from kisbench.embedding.extract import embed_images
 from kisbench.models import load_model
 from tests.models_support import cosine_rows, images
 

@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from kisbench import store
-from kisbench.extract import embed_images
+from kisbench.data import store
+from kisbench.embedding.extract import embed_images
+from kisbench.errors import ModelError
+from kisbench.evaluation.ranking import rank_targets
 from kisbench.models import load_model
-from kisbench.models.blip2_lavis import lavis_python, make_tiny
-from kisbench.models.spec import ModelError
-from kisbench.ranking import rank_targets
+from kisbench.models.blip2_lavis import lavis_python
+from kisbench.models.testing.builders import make_tiny_blip2_lavis
 from tests.models_support import cosine_rows, images
 
 TEXTS = [
@@ -38,7 +39,7 @@ def tiny_lavis(tmp_path_factory: pytest.TempPathFactory) -> Path:
         lavis_python()
     except ModelError as err:
         pytest.fail(f"{err} (these tests need the LAVIS virtualenv; CI builds it)")
-    return make_tiny(tmp_path_factory.mktemp("tiny_lavis") / "tiny_blip2", seed=0)
+    return make_tiny_blip2_lavis(tmp_path_factory.mktemp("tiny_lavis") / "tiny_blip2", seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def itc(tiny_lavis: Path):
 
 
 def _pixels(model, paths: list[Path]) -> torch.Tensor:
-    from kisbench.images import load_rgb
+    from kisbench.data.images import load_rgb
 
     return torch.stack([model.image_transform(load_rgb(p)) for p in paths])
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kisbench.errors import ModelError
 from kisbench.models import hub, load_model
-from kisbench.models.spec import ModelError
 from tests.models_support import fake_hub_repo
 
 pytest_plugins = ["tests.models_fixtures"]  # the tiny_root fixture
@@ -30,7 +30,7 @@ HANG_GUARD_S = 120
 PROBE = """
 import json, sys, time, yaml
 from kisbench.models import load_model
-from kisbench.models.spec import ModelError
+from kisbench.errors import ModelError
 params = yaml.safe_load(open("params.yaml"))
 out = {}
 for key in sys.argv[1:]:
@@ -183,5 +183,5 @@ def test_snapshot_commit(path: str, commit: str | None) -> None:
     ],
 )
 def test_missing_tiny_model_says_how_to_make_it(entry: dict) -> None:
-    with pytest.raises(ModelError, match=r"model 'tiny_x': .*python -m stages.tiny_models"):
+    with pytest.raises(ModelError, match=r"model 'tiny_x': .*kisbench tiny-models"):
         load_model("tiny_x", entry, device="cpu")

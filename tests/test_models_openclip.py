@@ -17,7 +17,7 @@ import yaml
 from open_clip import pretrained as oc_pretrained
 
 from kisbench.models import load_model, weights
-from kisbench.models.tiny import TINY_CLIP, make_tiny_clip
+from kisbench.models.testing.builders import TINY_CLIP, make_tiny_clip
 from tests.models_support import fake_hub_repo, images
 
 pytest_plugins = ["tests.models_fixtures"]  # the tiny_root fixture

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from kisbench.models import FAMILIES
+from kisbench.models.registry import FAMILIES
 
 PARAMS = yaml.safe_load(Path("params.yaml").read_text())
 SMOKE = yaml.safe_load(Path("params.smoke.yaml").read_text())

@@ -19,8 +19,8 @@ from transformers import (
     Blip2ForImageTextRetrieval,
 )
 
+from kisbench.evaluation.ranking import rank_targets
 from kisbench.models import load_model
-from kisbench.ranking import rank_targets
 from tests.models_support import fake_hub_repo, images
 
 pytest_plugins = ["tests.models_fixtures"]  # the tiny_root fixture

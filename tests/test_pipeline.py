@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from kisbench import layout, store
-from kisbench.collections import list_images, read_labels
-from kisbench.smoke import dvc, git
+from kisbench import layout
+from kisbench.data import store
+from kisbench.data.collections import list_images, read_labels
+from kisbench.tools.smoke import dvc, git
 
 pytestmark = pytest.mark.slow
 

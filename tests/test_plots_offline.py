@@ -15,8 +15,8 @@ import yaml
 from PIL import Image
 
 from kisbench.layout import CURVES, curve_name
-from kisbench.plot_template import BUILDS, DVC_PLACEHOLDERS, LICENSES, PINS, TEMPLATE
-from kisbench.smoke import deep_merge, dvc_env, git
+from kisbench.tools.plot_template import BUILDS, DVC_PLACEHOLDERS, LICENSES, PINS, TEMPLATE
+from kisbench.tools.smoke import deep_merge, dvc_env, git
 from tests.browser import HEADLESS_ARGS, chromium
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,11 +1,12 @@
-"""Ranking against a brute-force reference written here, independent of kisbench.ranking."""
+"""Ranking against a brute-force reference written here, independent of
+kisbench.evaluation.ranking."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from kisbench.ranking import MISSING, TIE_EPS, rank_table, rank_targets
+from kisbench.evaluation.ranking import MISSING, TIE_EPS, rank_table, rank_targets
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kisbench.ranking import MISSING, rank_targets
+from kisbench.evaluation.ranking import MISSING, rank_targets
 
 # Small integer vectors: every score is exact in float32, so ties are real ties.
 

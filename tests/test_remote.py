@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from kisbench.layout import TINY_MODELS, features_dir, queries_dir
-from kisbench.smoke import dvc_env, git
+from kisbench.tools.smoke import dvc_env, git
 from tests.remote_servers import (
     LOOPBACK,
     S3Server,
@@ -50,7 +50,7 @@ def env(workspace: Path) -> dict[str, str]:
 def run(
     workspace: Path, *args: str, check: bool = True, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m ARGS`` (dvc, kisbench.remote, ...) on ``workspace`` (run in ``cwd``,
+    """``python -m ARGS`` (dvc, kisbench.tools.remote, ...) on ``workspace`` (run in ``cwd``,
     default the workspace), output captured."""
     proc = subprocess.run(
         [sys.executable, "-m", *args],
@@ -68,7 +68,9 @@ def run(
 
 def remote_cli(workspace: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """The project's wrapper (``make push`` / ``make pull``), run on ``workspace``."""
-    return run(workspace, "kisbench.remote", *args, "--root", str(workspace), check=check, cwd=REPO)
+    return run(
+        workspace, "kisbench.tools.remote", *args, "--root", str(workspace), check=check, cwd=REPO
+    )
 
 
 def s3_settings(server: S3Server) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""kisbench.remote's checks on hand-made DVC configurations (no server: fast). The real
+"""kisbench.tools.remote's checks on hand-made DVC configurations (no server: fast). The real
 S3 and SSH servers are in test_remote.py."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import yaml
 from dvc.repo import Repo
 from typer.testing import CliRunner
 
-from kisbench.remote import RemoteError, app, check, tracked_secrets
+from kisbench.tools.remote import RemoteError, app, check, tracked_secrets
 from tests.remote_servers import LOOPBACK, free_ports
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kisbench import report
+from kisbench.report import markdown as report
 
 
 def entry(mrr, low, high, images=100):

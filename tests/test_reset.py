@@ -10,9 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kisbench.collections import InputError
-from kisbench.reset import evaluate, extend_triplets, mean_ci, model_distances, unit_vectors
-from kisbench.reset_data import (
+from kisbench.errors import InputError
+from kisbench.reset.consistency import (
+    evaluate,
+    extend_triplets,
+    mean_ci,
+    model_distances,
+    unit_vectors,
+)
+from kisbench.reset.data import (
     ResetSettings,
     extractors,
     read_judgements,

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from kisbench.smoke import dvc, make_workspace
+from kisbench.tools.smoke import dvc, make_workspace
 from tests.reset_fixture import PAPER, make_reset
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,5 +1,5 @@
 """The reset-distances and reset stage CLIs end to end, on a generated RESET-format data
-set and generated keyframe embeddings (written with kisbench.store.save), in a scratch
+set and generated keyframe embeddings (written with kisbench.data.store.save), in a scratch
 working directory laid out like the repository."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from kisbench import layout, store
+from kisbench import layout
+from kisbench.data import store
 from stages import reset as reset_stage
 from stages import reset_distances
 from tests.reset_fixture import PAPER, assert_nan_exactly_where_missing, make_reset

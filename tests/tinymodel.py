@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from kisbench.images import load_rgb
+from kisbench.data.images import load_rgb
+from kisbench.data.store import EmbeddingSet
 from kisbench.models import load_model
 from kisbench.models.base import EmbeddingModel
-from kisbench.models.tiny import make_tiny_clip
-from kisbench.store import EmbeddingSet
+from kisbench.models.testing.builders import make_tiny_clip
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -1,4 +1,5 @@
-"""``python -m kisbench.labeltool``: serve the labelling page, or report metrics per annotator."""
+"""`kisbench label` (or ``python -m kisbench.labeltool``): serve the labelling page, or report
+metrics per annotator."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import typer
 from werkzeug.serving import make_server
 
 from kisbench import layout
-from kisbench.annotators import annotator_report
 from kisbench.cli import clear_errors, command_line
-from kisbench.collections import list_images
+from kisbench.data.collections import list_images
+from kisbench.evaluation.annotators import annotator_report
 from kisbench.labeltool.files import LabelFiles, clean_text
 from kisbench.labeltool.server import DEFAULT_SEED, Session, create_app
 
@@ -27,7 +28,7 @@ def serve(
     annotator: str = typer.Option(..., help="Your name, written on every row you save."),
     target: int = typer.Option(600, min=1, help="Labels wanted in the file (progress bar)."),
     seed: int = typer.Option(
-        DEFAULT_SEED, help="Seed of the draw order (kisbench.sampling); the demo's is 2024."
+        DEFAULT_SEED, help="Seed of the draw order (kisbench.data.sampling); the demo's is 2024."
     ),
     host: str = typer.Option("127.0.0.1", help="Address to listen on; keep it local."),
     port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on."),

@@ -18,9 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import stat
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,7 +27,9 @@ from typing import TextIO, TypeVar
 
 from filelock import FileLock, Timeout
 
-from kisbench.collections import LABEL_SUFFIX, InputError
+from kisbench.data.collections import LABEL_SUFFIX
+from kisbench.errors import InputError
+from kisbench.files import replace_file
 from kisbench.labeltool.sampler import Hold
 
 ID = "ID"
@@ -102,30 +101,6 @@ def write_table(path: Path, table: Table) -> None:
         writer.writerows(table.rows)
 
     replace_file(path, write)
-
-
-def replace_file(path: Path, write: Callable[[TextIO], None]) -> None:
-    """Write a temp file beside ``path``, fsync it, rename it over ``path``, fsync the folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    # The rename itself is only durable once the folder's entry is on disk.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 @dataclass(frozen=True)

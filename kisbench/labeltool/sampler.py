@@ -1,6 +1,6 @@
 """Which image comes up next: the project's seeded draw, without replacement, resumable.
 
-The order is ``kisbench.sampling.draw_order`` (the thesis' protocol, which also drew the
+The order is ``kisbench.data.sampling.draw_order`` (the thesis' protocol, which also drew the
 demo's labels, seed 2024): the next image is the first one of that order that nobody has
 labelled or skipped, so a restart goes on where the files say the work stopped, and the
 labelled ids stay the seeded sample with skipped images replaced by the next draws. An
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
-from kisbench.sampling import draw_order
+from kisbench.data.sampling import draw_order
 
 HOLD_S = 15 * 60.0
 

@@ -17,7 +17,7 @@ from typing import Any
 from flask import Flask, abort, jsonify, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 
-from kisbench.collections import InputError
+from kisbench.errors import InputError
 from kisbench.labeltool.files import LabelFiles, State, Taken
 from kisbench.labeltool.sampler import HOLD_S, next_image, sampling_order
 

@@ -1,7 +1,8 @@
-"""The model registry: a params.yaml entry names a family; the family's loader builds it.
+"""The model registry's front: a params.yaml entry names a family (`registry.FAMILIES`);
+the family's adapter builds the model.
 
-Families are imported lazily, after a quick check of the weights (`weights.check`), so
-that a missing download fails in seconds and a family whose libraries live in another
+Adapters are imported by name, after a quick check of the weights (`hub.require`), so that
+a missing download fails in seconds and a family whose libraries live in another
 virtualenv (LAVIS) never breaks the others. This module imports no torch.
 """
 
@@ -10,31 +11,22 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from kisbench.models.spec import ModelError, ModelSpec
+from kisbench.errors import ModelError
+from kisbench.models.spec import ModelSpec
 
 if TYPE_CHECKING:
     from kisbench.models.base import EmbeddingModel
 
-# family name -> "module:function"; each function is load(spec, device, precision) -> model
-FAMILIES: dict[str, str] = {
-    "open_clip": "kisbench.models.openclip:load",
-    "align": "kisbench.models.align:load",
-    "blip2_hf": "kisbench.models.blip2_hf:load",
-    "blip2_lavis": "kisbench.models.blip2_lavis:load",
-}
-
 
 def check_model(key: str, entry: dict[str, Any]) -> ModelSpec:
-    """The model's spec, once its family is known and its weights can be had (seconds, no
-    torch): a stage calls this before its heavy imports, so a missing download fails fast."""
-    spec = ModelSpec.from_params(key, entry)
-    if spec.family not in FAMILIES:
-        raise ModelError(
-            f"model {key!r}: unknown family {spec.family!r}; known: {', '.join(sorted(FAMILIES))}"
-        )
-    from kisbench.models import hub, weights
+    """The model's spec, once its family and arguments are valid and its weights can be had
+    (seconds, no torch): a stage calls this before its heavy imports, so a missing download
+    fails fast."""
+    from kisbench.models import hub, registry
 
-    if weights.check(spec):
+    spec = ModelSpec.from_params(key, entry)
+    family = registry.family_of(spec)
+    if hub.require(spec.key, family.needs(spec)):
         hub.go_offline()
     return spec
 
@@ -42,10 +34,11 @@ def check_model(key: str, entry: dict[str, Any]) -> ModelSpec:
 def load_model(
     key: str, entry: dict[str, Any], *, device: str = "auto", precision: str = "auto"
 ) -> EmbeddingModel:
+    from kisbench.models.registry import FAMILIES
+
     spec = check_model(key, entry)
-    module, func = FAMILIES[spec.family].split(":")
-    loader = getattr(importlib.import_module(module), func)
-    return loader(spec, device=device, precision=precision)
+    adapter = importlib.import_module(FAMILIES[spec.family].adapter)
+    return adapter.load(spec, device=device, precision=precision)
 
 
 def model_entry(params: dict[str, Any], key: str) -> dict[str, Any]:
@@ -56,4 +49,4 @@ def model_entry(params: dict[str, Any], key: str) -> dict[str, Any]:
     return models[key]
 
 
-__all__ = ["FAMILIES", "ModelError", "ModelSpec", "check_model", "load_model", "model_entry"]
+__all__ = ["ModelError", "ModelSpec", "check_model", "load_model", "model_entry"]

@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 
 from kisbench.devices import PRECISIONS, resolve_device, resolve_precision
-from kisbench.models.spec import ModelError, ModelSpec
-from kisbench.pixels import PixelSpec, spec_from_transform
+from kisbench.errors import ModelError
+from kisbench.models.pixels import PixelSpec, spec_from_transform
+from kisbench.models.spec import ModelSpec
 
 
 class EmbeddingModel(ABC):

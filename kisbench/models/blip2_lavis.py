@@ -9,7 +9,7 @@ transform as LAVIS' ``blip_image_eval`` (tests/test_models_lavis.py checks the t
 
 Params entry: ``family: blip2_lavis``, ``mode`` (``thesis`` or ``itc``, see the worker's
 docstring), optional ``model_type`` (default ``pretrain_vitL``) and ``local_dir`` (a tiny
-test model folder made by ``python -m stages.tiny_models``).
+test model folder made by ``kisbench tiny-models``).
 """
 
 from __future__ import annotations
@@ -226,39 +226,6 @@ def _hub_weights(spec: ModelSpec) -> dict[str, Any]:
         else:
             out[item.url] = weights.sha256(path) if path else None
     return out
-
-
-def start_make_tiny(folder: Path, seed: int = 0) -> Callable[[], Path]:
-    """Start building a tiny random-weight LAVIS BLIP-2 in ``folder`` (in the LAVIS
-    virtualenv, a separate process, so other work can go on); call the result to wait."""
-    from kisbench.models.tiny import tiny_wordpiece_vocab
-
-    folder = Path(folder).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab = folder / "wordpiece.txt"
-    vocab.write_text("".join(f"{t}\n" for t in tiny_wordpiece_vocab()), encoding="utf-8")
-    cmd = [str(lavis_python()), str(WORKER), "make-tiny", str(folder), "--seed", str(seed)]
-    proc = subprocess.Popen(
-        [*cmd, "--vocab", str(vocab)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"},
-    )
-
-    def wait() -> Path:
-        _, err = proc.communicate()
-        vocab.unlink(missing_ok=True)
-        if proc.returncode:
-            raise ModelError(f"could not build the tiny LAVIS model in {folder}:\n{err}")
-        return folder
-
-    return wait
-
-
-def make_tiny(folder: Path, seed: int = 0) -> Path:
-    """A tiny random-weight LAVIS BLIP-2 in ``folder``, built by the LAVIS virtualenv."""
-    return start_make_tiny(folder, seed)()
 
 
 def load(spec: ModelSpec, device: str = "auto", precision: str = "auto") -> Blip2LavisModel:

@@ -21,9 +21,8 @@ from typing import Any
 from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
 from huggingface_hub.errors import EntryNotFoundError
 
-from kisbench.models.spec import ModelError
+from kisbench.errors import ModelError
 
-# A probe of the hub that gets no answer within this many seconds counts as "no network".
 PROBE_TIMEOUT_S = 2.0
 # Cache blobs are named by their hash: sha256 for large (LFS) files, git's sha1 for small ones.
 _BLOB = re.compile(r"^([0-9a-f]{64}|[0-9a-f]{40})$")

@@ -11,6 +11,7 @@ open_clip as files: that is how a revision can be pinned (open_clip itself alway
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,11 +23,7 @@ import torch
 from open_clip.tokenizer import HFTokenizer
 from PIL import Image
 
-from kisbench.models import (
-    hub,
-    timm_tiny,  # noqa: F401 - registers the tiny SigLIP trunk
-    weights,
-)
+from kisbench.models import hub, weights
 from kisbench.models.base import (
     EmbeddingModel,
     ModelError,
@@ -99,11 +96,18 @@ class OpenClipModel(EmbeddingModel):
 Resolved = tuple[str, dict[str, Any], Any, dict[str, Any]]
 
 
+TEST_TRUNKS = "kisbench.models.testing.timm_tiny"
+
+
 def _resolve(spec: ModelSpec, name: str) -> Resolved:
     """(open_clip model name, create kwargs, tokenizer, weights provenance) for an entry."""
     revision = spec.args.get("revision")
     if name.startswith(weights.LOCAL_DIR):
         folder = Path(name.removeprefix(weights.LOCAL_DIR))
+        # A local folder may be a tiny test model whose image trunk is a timm name that the
+        # test package registers. Imported by name, so that the test builders are no part
+        # of any real model's code (and of its cache key).
+        importlib.import_module(TEST_TRUNKS)
         prov = weights.local_folder(spec.key, folder, weights.OPEN_CLIP_CONFIG)
         return name, {}, open_clip.get_tokenizer(name), prov
     if name.startswith(weights.HF_HUB):

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-
-class ModelError(RuntimeError):
-    """A model cannot be built or loaded; the message says which and what to do."""
+from kisbench.errors import ModelError
 
 
 @dataclass(frozen=True)

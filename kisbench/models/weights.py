@@ -13,8 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from kisbench.errors import ModelError
 from kisbench.models import hub
-from kisbench.models.spec import ModelError, ModelSpec
+from kisbench.models.spec import ModelSpec
 
 LOCAL_DIR = "local-dir:"
 HF_HUB = "hf-hub:"
@@ -62,7 +63,7 @@ def local_folder(key: str, folder: Path, marker: str) -> dict[str, Any]:
     if not (folder / marker).is_file():
         raise ModelError(
             f"model {key!r}: local model folder {folder} is missing or has no {marker}; "
-            "for the tiny test models run `python -m stages.tiny_models` (or `make smoke`)"
+            "for the tiny test models run `kisbench tiny-models` (or `make smoke`)"
         )
     files = {
         str(p.relative_to(folder)): sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()
@@ -85,7 +86,7 @@ def open_clip_weight_names(filename: str | None) -> tuple[str, ...]:
     return (filename,)
 
 
-def _open_clip_needs(spec: ModelSpec) -> list[hub.Needed]:
+def open_clip_needs(spec: ModelSpec) -> list[hub.Needed]:
     name = str(spec.require("model"))
     revision = spec.args.get("revision")
     if name.startswith(LOCAL_DIR):
@@ -118,7 +119,7 @@ def is_local_source(source: str) -> bool:
     return Path(source).exists() or source.startswith((".", "/")) or source.count("/") > 1
 
 
-def _transformers_needs(spec: ModelSpec) -> list[hub.Needed]:
+def transformers_needs(spec: ModelSpec) -> list[hub.Needed]:
     source = str(spec.require("source"))
     if is_local_source(source):
         local_folder(spec.key, Path(source), "config.json")  # a clear error if missing
@@ -149,21 +150,3 @@ def lavis_needs(spec: ModelSpec) -> list[hub.Needed]:
         ),
         *(hub.UrlFile(url, torch_hub_checkpoints() / url.rsplit("/", 1)[1]) for url in LAVIS_URLS),
     ]
-
-
-NEEDS = {
-    "open_clip": _open_clip_needs,
-    "align": _transformers_needs,
-    "blip2_hf": _transformers_needs,
-    "blip2_lavis": lavis_needs,
-}
-
-
-def check(spec: ModelSpec) -> bool:
-    """Fail fast if ``spec``'s weights can be neither found nor downloaded.
-
-    Returns True when everything is cached and the hub should not be asked (offline or
-    unreachable); the loader then switches the hub client to offline mode.
-    """
-    needs = NEEDS.get(spec.family)
-    return hub.require(spec.key, needs(spec)) if needs else False

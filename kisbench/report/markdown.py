@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from kisbench import store
+from kisbench import files
+from kisbench.evaluation.metrics import LOWER_IS_BETTER, RECALL_KS, chance_levels
 from kisbench.layout import figure_name
-from kisbench.metrics import LOWER_IS_BETTER, RECALL_KS, chance_levels
 
 NAMES = {"mrr": "MRR", "median_rank": "median rank", "mean_rank": "mean rank"}
 NAMES |= {f"r@{k}": f"R@{k}" for k in RECALL_KS}
@@ -238,5 +238,5 @@ def build(inputs: Inputs, where: Path) -> str:
 
 def write(inputs: Inputs, path: Path) -> Path:
     """Write the report atomically (temp file + rename)."""
-    store.write_text(path, build(inputs, path.parent))
+    files.write_text(path, build(inputs, path.parent))
     return path

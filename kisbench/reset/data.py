@@ -11,15 +11,14 @@ columns). Ids are read as strings, so that they match across files whatever they
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
 
-from kisbench import store
-from kisbench.collections import InputError
+from kisbench import files
+from kisbench.errors import InputError
 
 DISTANCE_SUFFIXES = ("cosdist_query_candidate1", "cosdist_query_candidate2", "cosdist_candidates")
 PATH_COLUMNS = ("target_path", "candidate1_path", "candidate2_path")
@@ -206,13 +205,10 @@ class ResetSettings:
 def write_distances(folder: Path, distances: pd.DataFrame, info: dict[str, Any]) -> None:
     """One model's distances (``triplet_id`` + DISTANCE_SUFFIXES columns) and info.json,
     written to a temp folder first so that a half-written result never looks complete."""
-    folder = Path(folder)
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)  # what a killed run left behind
-    tmp.mkdir(parents=True)
+    tmp = files.temp_dir(Path(folder))
     distances.to_csv(tmp / DISTANCES_CSV, index_label="triplet_id")
-    store.write_json(tmp / DISTANCES_INFO, info)
-    store.commit(tmp, folder)
+    files.write_json(tmp / DISTANCES_INFO, info)
+    files.commit_dir(tmp, Path(folder))
 
 
 def extractors(triplets: pd.DataFrame, models: list[str], path: Path | str) -> list[str]:

@@ -22,7 +22,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from kisbench.images import load_rgb  # noqa: E402
+from kisbench.data.images import load_rgb  # noqa: E402
 
 TARGET_COLOR = "tab:green"
 

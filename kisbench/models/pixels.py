@@ -147,7 +147,7 @@ def to_tensor(im: Image.Image) -> torch.Tensor:
 
 def orient_tensor(pixels: torch.Tensor, turn: int) -> torch.Tensor:
     """Apply EXIF orientation ``turn`` to a (C, H, W) tensor, as
-    :func:`kisbench.images.load_rgb` does to a picture (the device path decodes JPEGs
+    :func:`kisbench.data.images.load_rgb` does to a picture (the device path decodes JPEGs
     without Pillow)."""
     if turn in (2, 4, 5, 7):  # the mirrored orientations
         pixels = pixels.flip(-1)

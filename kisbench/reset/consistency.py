@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from kisbench.reset_data import DISTANCE_SUFFIXES, PATH_COLUMNS, distance_columns, keyframe_id
+from kisbench.reset.data import DISTANCE_SUFFIXES, PATH_COLUMNS, distance_columns, keyframe_id
 
 # The thesis replaced d(c1,c2) = 0 by this before dividing by it.
 ZERO_DISTANCE = 1e-5

@@ -1,4 +1,4 @@
-"""A small timm ViT trunk for the tiny SigLIP stand-in (kisbench/models/tiny.py).
+"""A small timm ViT trunk for the tiny SigLIP stand-in (kisbench/models/testing/builders.py).
 
 open_clip builds a SigLIP image tower by timm model name and cannot shrink it through its
 config, so the tiny trunk is a registered timm name. Registered on import; the open_clip

@@ -2,7 +2,7 @@
 
 The labels file's optional ``annotator`` column says who labelled each image; a ranks table
 (``query_id,target_id,labelset,rank,...``) is split by the annotator of its query and each
-part gets the usual metrics with bootstrap intervals (``kisbench.metrics.summarize``).
+part gets the usual metrics with bootstrap intervals (``kisbench.evaluation.metrics.summarize``).
 Rows without an annotator (the thesis' files have no such column) form their own group.
 """
 
@@ -13,8 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from kisbench import layout
-from kisbench.collections import InputError, read_labels
-from kisbench.metrics import summarize
+from kisbench.data.collections import read_labels
+from kisbench.errors import InputError
+from kisbench.evaluation.metrics import summarize
 
 ANNOTATOR = "annotator"
 UNATTRIBUTED = "(none)"

@@ -1,15 +1,15 @@
 """Batches of model input from image files, by one of two paths.
 
-- ``pil``: DataLoader worker processes decode with Pillow (:func:`kisbench.images.load_rgb`,
+- ``pil``: DataLoader worker processes decode with Pillow (:func:`kisbench.data.images.load_rgb`,
   with JPEG draft decoding when the model input is much smaller than the photo) and run the
   model's own ``image_transform``; batches come back in pinned memory when the model is on a
   GPU, so that the copy to it does not block.
 - ``device``: threads read the files; JPEGs are decoded by ``torchvision.io.decode_jpeg`` on
   the model's device (nvJPEG on a GPU) and resized, cropped and normalised there by tensor
-  operations (:mod:`kisbench.pixels`); other formats, and the JPEGs those decoders refuse, are
-  decoded by Pillow in the threads and then take the same tensor steps. On a GPU the next
-  batch is prepared on a second CUDA stream while the model runs on the current one. On a
-  CPU device the same code runs with libjpeg-turbo (this is how the tests check the path).
+  operations (:mod:`kisbench.models.pixels`); other formats, and the JPEGs those decoders
+  refuse, are decoded by Pillow in the threads and then take the same tensor steps. On a GPU
+  the next batch is prepared on a second CUDA stream while the model runs on the current one.
+  On a CPU device the same code runs with libjpeg-turbo (this is how the tests check the path).
 
 Both yield :class:`Batch` objects in the order of the plan; images that the decoding rules
 refuse come back as failures with their reason, never as an exception.
@@ -33,14 +33,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 from torchvision.io import ImageReadMode, decode_jpeg
 
-from kisbench.images import (
+from kisbench.data.images import (
     DEFAULT_MAX_PIXELS,
     UnreadableImage,
     load_rgb,
     read_bytes,
     scan_jpeg,
 )
-from kisbench.pixels import PixelSpec, orient_tensor, prepare, to_tensor
+from kisbench.models.pixels import PixelSpec, orient_tensor, prepare, to_tensor
 
 # torchvision 0.29 deprecates its decoders in favour of TorchCodec, but they still work and
 # are the ones this path was measured with; the warning would repeat for every batch.

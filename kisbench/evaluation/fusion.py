@@ -9,7 +9,7 @@ retrievers, scored over every image of the collection:
 - ``minmax``: sum of each model's scores rescaled per query to [0, 1];
 
 next to ``single`` (each model alone, from the same scores) and ``oracle`` (the
-complementary ranks). The target's rank in a fused list follows ``kisbench.ranking``'s
+complementary ranks). The target's rank in a fused list follows ``kisbench.evaluation.ranking``'s
 pessimistic tie policy, with the tolerance carried through each normalisation.
 
 Memory: every model's (queries x images) float32 scores are computed once and kept in RAM,
@@ -31,11 +31,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from kisbench.collections import InputError
-from kisbench.metrics import LOWER_IS_BETTER, interval, metric_names, value
-from kisbench.pairwise import complementary
-from kisbench.ranking import MISSING, TIE_EPS, score_matrix, target_ranks
-from kisbench.store import EmbeddingSet
+from kisbench.data.store import EmbeddingSet
+from kisbench.errors import InputError
+from kisbench.evaluation.metrics import LOWER_IS_BETTER, interval, metric_names, value
+from kisbench.evaluation.pairwise import complementary
+from kisbench.evaluation.ranking import MISSING, TIE_EPS, score_matrix, target_ranks
 
 METHODS = ("rrf", "zscore", "minmax")
 # An RRF term is a float64 reciprocal below 1/k: summing tens of them errs by under 1e-15,
@@ -62,9 +62,9 @@ def normalise(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One model's (B, N) scores as fusion terms, float64, and the per-row tie tolerance.
 
-    A difference of ``TIE_EPS`` in cosine score is round-off (see ``kisbench.ranking``); the
-    tolerance is that amount on the normalised scale, so fusing one model alone ranks
-    exactly as the model does.
+    A difference of ``TIE_EPS`` in cosine score is round-off (see
+    ``kisbench.evaluation.ranking``); the tolerance is that amount on the normalised scale,
+    so fusing one model alone ranks exactly as the model does.
     """
     s = np.asarray(scores, dtype=np.float64)
     if method == "zscore":

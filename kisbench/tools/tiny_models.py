@@ -1,4 +1,7 @@
-"""Create the tiny random-weight models used by `make smoke` and the tests."""
+"""`kisbench tiny-models`: create the tiny random-weight models used by `make smoke` and the
+tests."""
+
+from __future__ import annotations
 
 from pathlib import Path
 
@@ -6,8 +9,8 @@ import typer
 
 from kisbench.cli import clear_errors, command_line, quiet_libraries
 from kisbench.layout import TINY_MODELS
-from kisbench.models.tiny import TINY_MODELS as BUILDERS
-from kisbench.models.tiny import make_all
+from kisbench.models.testing.builders import TINY_MODELS as BUILDERS
+from kisbench.models.testing.builders import make_all
 
 app = command_line()
 

@@ -3,7 +3,7 @@
 DVC's default page loads vega, vega-lite and vega-embed from a CDN, so on a machine without
 internet the plots stay blank. ``vendor/vega/plots-template.html`` inlines the pinned npm
 builds of those three scripts instead; ``.dvc/config`` points ``plots.html_template`` at it.
-``python -m kisbench.plot_template`` (``make vendor-vega``) re-makes it, and the licences of
+``kisbench vendor-vega`` (``make vendor-vega``) re-makes it, and the licences of
 every npm package involved, from the npm registry; only that step needs npm and a network.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import typer
 
-from kisbench import store
+from kisbench import files
 from kisbench.cli import command_line
 
 # vega-embed 6 / vega-lite 5 / vega 5: the major versions that DVC's own plot templates
@@ -147,8 +147,8 @@ def build(root: Path) -> list[Path]:
                 )
         page = render_template(scripts)
         notice = licence_notice(modules)
-    store.write_text(root / TEMPLATE, page)
-    store.write_text(root / LICENSES, notice)
+    files.write_text(root / TEMPLATE, page)
+    files.write_text(root / LICENSES, notice)
     return [root / TEMPLATE, root / LICENSES]
 
 

@@ -14,7 +14,7 @@ Under ``torchrun`` each process embeds every WORLD-th missing chunk; the first p
 then waits for the others and merges the chunks, in order, into the output folder (written
 atomically), streaming them so that memory does not grow with the collection.
 
-Images that the decoding rules refuse (:mod:`kisbench.images`) are collected with their
+Images that the decoding rules refuse (:mod:`kisbench.data.images`) are collected with their
 reasons over the whole run. ``on_unreadable: fail`` (default) then fails with the full
 list, keeping every finished chunk; ``skip`` leaves them out of the embeddings and lists
 them in ``skipped.csv``. The policy is not part of the key: switching to ``skip`` after a
@@ -40,11 +40,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from kisbench import store
-from kisbench.collections import InputError
-from kisbench.distributed import SINGLE, Group
-from kisbench.images import DEFAULT_MAX_PIXELS
-from kisbench.loaders import Batch, device_batches, pil_batches
+from kisbench import files
+from kisbench.data import store
+from kisbench.data.images import DEFAULT_MAX_PIXELS
+from kisbench.embedding.distributed import SINGLE, Group
+from kisbench.embedding.loaders import Batch, device_batches, pil_batches
+from kisbench.errors import InputError
 from kisbench.models.base import EmbeddingModel
 
 DECODERS = ("auto", "device", "pil")
@@ -173,11 +174,8 @@ def _save_chunk(
     """Write one finished chunk: rows first, then the JSON that marks it complete (each by
     temp file + rename, so a kill never leaves a chunk that looks complete but is not)."""
     vectors = np.concatenate(rows).astype(store_dtype) if rows else np.zeros(0, store_dtype)
-    tmp = work / f".{chunk.name}.npy.tmp"
-    with open(tmp, "wb") as f:
-        np.save(f, vectors)
-    os.replace(tmp, work / f"{chunk.name}.npy")
-    store.write_json(
+    files.replace_file(work / f"{chunk.name}.npy", lambda f: np.save(f, vectors), binary=True)
+    files.write_json(
         work / f"{chunk.name}.json",
         {
             "chunk": chunk.index,
@@ -285,7 +283,7 @@ def embed_images(
                 if old.name != key:
                     shutil.rmtree(old) if old.is_dir() else old.unlink()
         work.mkdir(parents=True, exist_ok=True)
-        store.write_json(work / "inputs.json", covered)
+        files.write_json(work / "inputs.json", covered)
     group.barrier()
     chunks = _chunks(len(ids), opts.chunk_size)
     pending = [c for c in chunks if not _done(work, c)]
@@ -387,9 +385,7 @@ def _merge(
             shape = np.load(work / f"{c.name}.npy", mmap_mode="r").shape[1:]
             break
     assert shape is not None
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = files.temp_dir(out)
     dtype = np.dtype(opts.store_dtype)
     with open(tmp / store.EMBEDDINGS, "wb") as f:
         # Written as a stream, chunk by chunk: memory stays one chunk whatever the size.
@@ -405,8 +401,8 @@ def _merge(
     store.write_ids(tmp / store.IDS, kept_ids)
     store.write_skipped(tmp / store.SKIPPED, _rows(failed, ids, paths))
     meta = {**meta, "count": kept, "skipped": len(failed)}
-    store.write_json(tmp / store.META, meta)
-    store.commit(tmp, out)
+    files.write_json(tmp / store.META, meta)
+    files.commit_dir(tmp, out)
     return meta
 
 

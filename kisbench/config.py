@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from kisbench.collections import InputError
+from kisbench.errors import InputError
 
 DEFAULT = Path("params.yaml")
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from kisbench import files
 
 EMBEDDINGS = "embeddings.npy"
 IDS = "ids.txt"
@@ -66,20 +66,6 @@ def read_skipped(folder: Path) -> dict[str, str]:
         return {row["id"]: row["reason"] for row in csv.DictReader(f)}
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write a text file atomically (temp file + rename), so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically (see :func:`write_text`)."""
-    write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
-
-
 def save(folder: Path, ids: list[str], vectors: np.ndarray, meta: dict[str, Any]) -> None:
     """Write a complete embedding set into ``folder`` atomically.
 
@@ -91,20 +77,11 @@ def save(folder: Path, ids: list[str], vectors: np.ndarray, meta: dict[str, Any]
     if len(set(ids)) != len(ids):
         raise ValueError("duplicate ids in an embedding set")
     folder = Path(folder)
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = files.temp_dir(folder)
     np.save(tmp / EMBEDDINGS, vectors)
     write_ids(tmp / IDS, ids)
-    write_json(tmp / META, meta)
-    commit(tmp, folder)
-
-
-def commit(tmp: Path, folder: Path) -> None:
-    """Move a finished temp folder into place, replacing any older version."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
+    files.write_json(tmp / META, meta)
+    files.commit_dir(tmp, folder)
 
 
 def load(folder: Path, mmap: bool = True) -> EmbeddingSet:

@@ -13,7 +13,7 @@ app = command_line()
 
 HEADER = """# Attribution: {name} collection
 
-Generated from `manifest.csv` by `python -m kisbench.attribution {folder}`; do not edit.
+Generated from `manifest.csv` by `kisbench attribution {folder}`; do not edit.
 Each image keeps its own licence. Share-alike (CC-BY-SA) images stay under CC-BY-SA when
 redistributed, modified or not; ship this file (or manifest.csv) with the images.
 

@@ -20,8 +20,8 @@ import yaml
 
 from kisbench.cli import command_line
 from kisbench.layout import TINY_MODELS
-from kisbench.models.tiny import TINY_MODELS as TINY_BUILDERS
-from kisbench.models.tiny import make_all
+from kisbench.models.testing.builders import TINY_MODELS as TINY_BUILDERS
+from kisbench.models.testing.builders import make_all
 
 app = command_line()
 

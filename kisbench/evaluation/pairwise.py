@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from kisbench.collections import InputError
-from kisbench.metrics import LOWER_IS_BETTER, statistic, value
+from kisbench.errors import InputError
+from kisbench.evaluation.metrics import LOWER_IS_BETTER, statistic, value
 
 
 def top_models(values: dict[str, float], n: int, metric: str) -> list[str]:

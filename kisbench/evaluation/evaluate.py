@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 
 from kisbench import layout
-from kisbench.collections import InputError, read_labels
-from kisbench.metrics import cumulative_curve, summarize, value
-from kisbench.pairwise import (
+from kisbench.data.collections import read_labels
+from kisbench.errors import InputError
+from kisbench.evaluation.metrics import cumulative_curve, summarize, value
+from kisbench.evaluation.pairwise import (
     GAIN_COLUMNS,
     PAIR_COLUMNS,
     gains_table,

@@ -19,11 +19,14 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from kisbench import figures, layout, qualitative, report
-from kisbench.collections import InputError, list_images, read_labels
-from kisbench.evaluate import RankSet, load_rank_sets
-from kisbench.metrics import value
-from kisbench.pairwise import top_models
+from kisbench import layout
+from kisbench.data.collections import list_images, read_labels
+from kisbench.errors import InputError
+from kisbench.evaluation.evaluate import RankSet, load_rank_sets
+from kisbench.evaluation.metrics import value
+from kisbench.evaluation.pairwise import top_models
+from kisbench.report import figures, qualitative
+from kisbench.report import markdown as report
 
 # Columns of the stages' tables that hold names: never parsed as numbers.
 TEXT = {c: str for c in ("collection", "labelset", "model", "model_a", "model_b", "members")}

@@ -9,15 +9,18 @@ Their retrieval results are chance level: they check the pipeline, not the model
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import string
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from kisbench.models.timm_tiny import TINY_SIGLIP_TRUNK
+from kisbench.errors import ModelError
+from kisbench.models.testing.timm_tiny import TINY_SIGLIP_TRUNK
 
 OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
 OPENAI_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -268,11 +271,31 @@ def make_tiny_blip2_hf(folder: Path, seed: int = 0) -> Path:
 
 
 def start_tiny_blip2_lavis(folder: Path, seed: int = 0) -> Callable[[], Path]:
-    """Tiny LAVIS BLIP-2: built by LAVIS itself, in its own virtualenv (a separate process,
-    so ``make_all`` builds the others meanwhile)."""
-    from kisbench.models.blip2_lavis import start_make_tiny
+    """Start building a tiny random-weight LAVIS BLIP-2 in ``folder``: LAVIS builds it
+    itself, in its own virtualenv (a separate process, so that ``make_all`` builds the
+    others meanwhile); call the result to wait."""
+    from kisbench.models.blip2_lavis import WORKER, lavis_python
 
-    return start_make_tiny(_fresh(folder), seed)
+    folder = _fresh(folder).resolve()
+    vocab = folder / "wordpiece.txt"
+    vocab.write_text("".join(f"{t}\n" for t in tiny_wordpiece_vocab()), encoding="utf-8")
+    cmd = [str(lavis_python()), str(WORKER), "make-tiny", str(folder), "--seed", str(seed)]
+    proc = subprocess.Popen(
+        [*cmd, "--vocab", str(vocab)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"},
+    )
+
+    def wait() -> Path:
+        _, err = proc.communicate()
+        vocab.unlink(missing_ok=True)
+        if proc.returncode:
+            raise ModelError(f"could not build the tiny LAVIS model in {folder}:\n{err}")
+        return folder
+
+    return wait
 
 
 def make_tiny_blip2_lavis(folder: Path, seed: int = 0) -> Path:

@@ -15,12 +15,10 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kisbench.errors import InputError
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 LABEL_SUFFIX = "_label"
-
-
-class InputError(ValueError):
-    """Bad user input (a file, a row, a name); the message says which and how to fix it."""
 
 
 def list_images(folder: Path) -> tuple[list[str], list[Path]]:

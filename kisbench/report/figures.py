@@ -19,8 +19,8 @@ from matplotlib.ticker import (  # noqa: E402
     NullLocator,
 )
 
-from kisbench.metrics import cumulative_curve  # noqa: E402
-from kisbench.pairwise import complementary  # noqa: E402
+from kisbench.evaluation.metrics import cumulative_curve  # noqa: E402
+from kisbench.evaluation.pairwise import complementary  # noqa: E402
 
 # Models get colours; the oracle and fusion curves are black and greys, which no model gets.
 ORACLE_STYLE = {"color": "black", "ls": "--", "lw": 1.4}

@@ -2,7 +2,7 @@
 
 DVC's own errors for the usual set-up mistakes are slow or cryptic: an unreachable S3
 endpoint is retried for about 90 s before "Could not connect", wrong credentials come back
-as "Forbidden ... HeadObject". ``python -m kisbench.remote check|push|pull`` (``make
+as "Forbidden ... HeadObject". ``kisbench remote check|push|pull`` (``make
 check-remote``, ``make push``, ``make pull``) first probes the remote once with short
 timeouts and, when it fails, names the remote, what is wrong and the command that fixes it.
 It also refuses credentials in ``.dvc/config``, which git tracks.
