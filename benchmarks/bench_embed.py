@@ -31,7 +31,7 @@ from PIL import Image
 
 from benchmarks.machine import describe, timed
 from kisbench.cli import command_line
-from kisbench.config import load_params, section
+from kisbench.config import load_params
 from kisbench.data.collections import list_images
 from kisbench.devices import resolve_device, resolve_precision
 from kisbench.embedding.extract import EmbedOptions, embed_images
@@ -200,12 +200,11 @@ def main(
     for line in describe():
         typer.echo(line)
     p = load_params(params)
-    embed = section(p, "embed")
-    device = device or embed.get("device", "auto")
-    precision = precision or embed.get("precision", "auto")
+    device = device or p.embed.device
+    precision = precision or p.embed.precision
     overrides = {"batch_size": batch_size, "workers": workers, "decode": decode}
     given = {k: v for k, v in overrides.items() if v is not None}
-    options = replace(EmbedOptions.from_params(embed), **given).checked()
+    options = replace(EmbedOptions.from_params(p.embed), **given).checked()
     width, height = (int(v) for v in size.lower().split("x"))
     tmp = Path(tempfile.mkdtemp(dir=workdir))
     totals = []

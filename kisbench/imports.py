@@ -84,6 +84,11 @@ def _direct(module: str, root: Path) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+def direct_imports(module: str, root: Path = Path(".")) -> tuple[str, ...]:
+    """The project modules ``module`` itself imports (see the module docstring)."""
+    return _direct(module, Path(root).resolve())
+
+
 def closure(modules: list[str] | tuple[str, ...], root: Path = Path(".")) -> set[Path]:
     """The project's files that importing ``modules`` runs (the modules' own included)."""
     root = Path(root).resolve()

@@ -18,6 +18,14 @@ def labels_path(collection: str) -> Path:
     return Path("labels") / f"{collection}.csv"
 
 
+CODE_KEYS = DATA / "code"
+
+
+def code_key_path(model: str) -> Path:
+    """A model's cache key (the code-keys stage): family, code hashes, locked weights."""
+    return CODE_KEYS / f"{model}.json"
+
+
 def features_dir(model: str, collection: str) -> Path:
     return DATA / "features" / model / collection
 

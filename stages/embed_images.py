@@ -6,7 +6,7 @@ import typer
 
 from kisbench import layout
 from kisbench.cli import COLLECTION, MODEL, PARAMS, clear_errors, command_line, quiet_libraries
-from kisbench.config import collection_entry, load_params, section
+from kisbench.config import collection_entry, load_params
 from kisbench.data.collections import list_images
 from kisbench.models import check_model, load_model, model_entry
 
@@ -37,7 +37,6 @@ def main(
     quiet_libraries()
     p = load_params(params)
     collection_entry(p, collection)
-    opts = section(p, "embed")
     ids, paths = list_images(layout.images_dir(collection))
     entry = model_entry(p, model)
     # Weights first (seconds, no torch): an offline machine without them fails at once;
@@ -46,14 +45,14 @@ def main(
     from kisbench.embedding import distributed
     from kisbench.embedding.extract import EmbedOptions, embed_images
 
-    options = EmbedOptions.from_params(opts)
+    options = EmbedOptions.from_params(p.embed)
     group = distributed.join()
     try:
         m = load_model(
             model,
             entry,
-            device=distributed.device_for(group, opts.get("device", "auto")),
-            precision=opts.get("precision", "auto"),
+            device=distributed.device_for(group, p.embed.device),
+            precision=p.embed.precision,
         )
         meta = embed_images(
             m,

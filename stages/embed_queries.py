@@ -6,7 +6,7 @@ import typer
 
 from kisbench import layout
 from kisbench.cli import COLLECTION, MODEL, PARAMS, clear_errors, command_line, quiet_libraries
-from kisbench.config import collection_entry, load_params, section
+from kisbench.config import collection_entry, load_params
 from kisbench.data import store
 from kisbench.data.collections import read_labels
 from kisbench.models import load_model, model_entry
@@ -28,21 +28,20 @@ def main(
     quiet_libraries()
     p = load_params(params)
     collection_entry(p, collection)
-    opts = section(p, "embed")
     labels = read_labels(layout.labels_path(collection))
     # load_model checks the weights before importing torch (seconds): an offline machine
     # without them fails at once.
     m = load_model(
         model,
         model_entry(p, model),
-        device=opts.get("device", "auto"),
-        precision=opts.get("precision", "auto"),
+        device=p.embed.device,
+        precision=p.embed.precision,
     )
     from kisbench.embedding.extract import embed_texts
 
     out = out or layout.queries_dir(model, collection)
     for labelset, texts in labels.texts.items():
-        vectors = embed_texts(m, texts, batch_size=opts.get("batch_size", 64))
+        vectors = embed_texts(m, texts, batch_size=p.embed.batch_size)
         truncated = m.truncated(texts)
         meta = {
             **m.provenance(),

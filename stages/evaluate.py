@@ -6,7 +6,7 @@ import typer
 
 from kisbench import layout
 from kisbench.cli import PARAMS, clear_errors, command_line
-from kisbench.config import load_params, section
+from kisbench.config import load_params
 from kisbench.evaluation.evaluate import compare, evaluate, load_rank_sets, write_curves
 from kisbench.files import write_json
 
@@ -27,12 +27,11 @@ def main(
     (paired tests between the top models of each graph), METRICS/gains.csv (each labelset
     against the first, per model) and CURVES/COLLECTION-LABELSET.csv."""
     p = load_params(params)
-    opts = section(p, "evaluate")
-    sets = load_rank_sets(p["run"]["models"], p["run"]["collections"])
-    stats = {"n_boot": opts.get("bootstrap", 1000), "seed": opts.get("seed", 0)}
-    headline = opts.get("headline", "mrr")
-    head, details, tables = evaluate(sets, headline=headline, **stats)
-    pairs, gains = compare(sets, headline=headline, top_n=opts.get("top_models", 5), **stats)
+    opts = p.evaluate
+    sets = load_rank_sets(p.run.models, p.run.collections)
+    stats = {"n_boot": opts.bootstrap, "seed": opts.seed}
+    head, details, tables = evaluate(sets, headline=opts.headline, **stats)
+    pairs, gains = compare(sets, headline=opts.headline, top_n=opts.top_models, **stats)
     write_json(metrics / "kis.json", head)
     write_json(metrics / "kis_details.json", details)
     pairs.to_csv(metrics / "pairs.csv", index=False, float_format="%.6g")

@@ -7,7 +7,7 @@ import typer
 
 from kisbench import files, layout
 from kisbench.cli import PARAMS, clear_errors, command_line
-from kisbench.config import load_params, section
+from kisbench.config import load_params
 from kisbench.data import store
 from kisbench.devices import resolve_device
 from kisbench.evaluation.evaluate import labelset_order
@@ -28,20 +28,20 @@ def main(
     like a model. Writes OUT/COLLECTION/LABELSET.csv, METRICS/fusion.csv (every retriever,
     every metric) and METRICS/fusion.json (all models fused: the headline metric)."""
     p = load_params(params)
-    opts, evals = section(p, "fusion"), section(p, "evaluate")
-    headline = evals.get("headline", "mrr")
-    models, tables = p["run"]["models"], []
-    device = str(resolve_device(opts.get("device", "auto")))
-    for collection in p["run"]["collections"]:
+    opts, evals = p.fusion, p.evaluate
+    headline = evals.headline
+    models, tables = p.run.models, []
+    device = str(resolve_device(opts.device))
+    for collection in p.run.collections:
         images = {m: store.load(layout.features_dir(m, collection)) for m in models}
         for labelset in labelset_order(collection):
             queries = {m: store.load(layout.queries_dir(m, collection) / labelset) for m in models}
             inputs = align_inputs(images, queries, where=f"{collection}/{labelset}")
             fused = fuse(
                 inputs,
-                methods=tuple(opts.get("methods", ["rrf", "zscore", "minmax"])),
-                rrf_k=float(opts.get("rrf_k", 60)),
-                budget_bytes=int(opts.get("memory_mb", 512)) * 2**20,
+                methods=tuple(opts.methods),
+                rrf_k=opts.rrf_k,
+                budget_bytes=opts.memory_mb * 2**20,
                 device=device,
                 scratch=out.parent,
                 progress=f"fusion {collection}/{labelset}",
@@ -53,8 +53,8 @@ def main(
                 fused,
                 inputs.n_images,
                 headline=headline,
-                n_boot=evals.get("bootstrap", 1000),
-                seed=evals.get("seed", 0),
+                n_boot=evals.bootstrap,
+                seed=evals.seed,
             )
             tables.append(table.assign(collection=collection, labelset=labelset))
             typer.echo(f"wrote {path}")

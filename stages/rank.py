@@ -6,7 +6,7 @@ import typer
 
 from kisbench import files, layout
 from kisbench.cli import COLLECTION, MODEL, PARAMS, clear_errors, command_line
-from kisbench.config import load_params, section
+from kisbench.config import load_params
 from kisbench.data import store
 from kisbench.data.collections import check_targets, read_labels
 from kisbench.devices import resolve_device
@@ -30,7 +30,7 @@ def main(
 
     A target that the embed stage skipped as unreadable (its skipped.csv) gets rank
     images + 1, "never found", and is listed in info.json."""
-    opts = section(load_params(params), "rank")
+    opts = load_params(params).rank
     features = layout.features_dir(model, collection)
     images = store.load(features)
     skipped = store.read_skipped(features)
@@ -44,7 +44,7 @@ def main(
         )
     out = out or layout.ranks_dir(model, collection)
     out.mkdir(parents=True, exist_ok=True)
-    device = str(resolve_device(opts.get("device", "auto")))
+    device = str(resolve_device(opts.device))
     info = {
         "images": len(images.ids),
         "truncated": {},
@@ -60,8 +60,9 @@ def main(
             queries.vectors,
             queries.ids,
             labelset,
-            top_k=opts.get("top_k", 10),
+            top_k=opts.top_k,
             device=device,
+            layout=images.layout,
         )
         path = out / f"{labelset}.csv"
         table.to_csv(path, index=False)

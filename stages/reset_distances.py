@@ -34,7 +34,7 @@ def main(
     settings = ResetSettings.from_params(p)
     triplets = read_triplets(settings.triplets)
     images = store.load(features or layout.features_dir(model, collection))
-    distances, missing = model_distances(triplets, images.ids, images.vectors)
+    distances, missing = model_distances(triplets, images.ids, images.vectors, layout=images.layout)
     info = {
         "model": model,
         "collection": collection,

@@ -31,7 +31,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -40,16 +40,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from kisbench import files
+from kisbench import config, files
 from kisbench.data import store
-from kisbench.data.images import DEFAULT_MAX_PIXELS
 from kisbench.embedding.distributed import SINGLE, Group
 from kisbench.embedding.loaders import Batch, device_batches, pil_batches
-from kisbench.errors import InputError
+from kisbench.errors import InputError, ModelError
 from kisbench.models.base import EmbeddingModel
 
-DECODERS = ("auto", "device", "pil")
-ON_UNREADABLE = ("fail", "skip")
 SHOWN_FAILURES = 1000  # lines of the error message; unreadable.csv has them all
 
 
@@ -60,45 +57,34 @@ def default_workers(processes_per_node: int = 1) -> int:
     return max(1, min(16, cpus // max(1, processes_per_node) - 1))
 
 
+# The defaults, types and checks of these options are the params `embed` section's.
+_EMBED = config.Embed()
+
+
 @dataclass(frozen=True)
 class EmbedOptions:
-    """The ``embed`` section of params.yaml, as far as the image loop uses it."""
+    """The ``embed`` section of params.yaml, as far as the image loop uses it
+    (:class:`kisbench.config.Embed` says what each option does)."""
 
-    batch_size: int = 64
-    chunk_size: int = 4096  # images per resumable chunk; rounded up to whole batches
-    workers: int | None = None  # None: default_workers()
-    decode: str = "auto"  # auto: "device" on a GPU when the model allows it, else "pil"
-    draft: bool = True  # JPEG draft decoding on the pil path when the input is much smaller
-    on_unreadable: str = "fail"  # or "skip"
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    store_dtype: str = "float32"
+    batch_size: int = _EMBED.batch_size
+    chunk_size: int = _EMBED.chunk_size  # rounded up to whole batches by checked()
+    workers: int | None = _EMBED.workers  # None: default_workers()
+    decode: str = _EMBED.decode
+    draft: bool = _EMBED.draft
+    on_unreadable: str = _EMBED.on_unreadable
+    max_pixels: int = _EMBED.max_pixels
+    store_dtype: str = _EMBED.store_dtype
 
     @classmethod
-    def from_params(cls, embed: dict[str, Any]) -> EmbedOptions:
-        """Options from the params ``embed`` section (other keys there are ignored)."""
-        names = {f.name for f in fields(cls)}
-        given = {k: v for k, v in (embed or {}).items() if k in names and v is not None}
-        return cls(**given).checked()
+    def from_params(cls, embed: config.Embed | Mapping[str, Any] | None) -> EmbedOptions:
+        """Options from the params ``embed`` section, typed or as YAML reads it (checked)."""
+        if not isinstance(embed, config.Embed):
+            embed = config.parse_section("embed", embed)
+        return cls(**{f.name: getattr(embed, f.name) for f in fields(cls)}).checked()
 
     def checked(self) -> EmbedOptions:
-        def bad(name: str, why: str) -> InputError:
-            value = getattr(self, name)
-            return InputError(f"params.yaml embed.{name} = {value!r}: {why}")
-
-        for name in ("batch_size", "chunk_size", "max_pixels"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise bad(name, "expected a positive whole number")
-        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 0):
-            raise bad("workers", "expected a whole number >= 0, or null for the default")
-        if self.decode not in DECODERS:
-            raise bad("decode", f"expected one of {', '.join(DECODERS)}")
-        if self.on_unreadable not in ON_UNREADABLE:
-            raise bad("on_unreadable", f"expected one of {', '.join(ON_UNREADABLE)}")
-        if self.store_dtype not in ("float32", "float16"):
-            raise bad("store_dtype", "expected float32 or float16")
-        if not isinstance(self.draft, bool):
-            raise bad("draft", "expected true or false")
+        """Checked as params.yaml's embed section is: options may also come from code."""
+        config.parse_section("embed", {f.name: getattr(self, f.name) for f in fields(self)})
         chunk = -(-self.chunk_size // self.batch_size) * self.batch_size
         return replace(self, chunk_size=chunk)
 
@@ -228,7 +214,7 @@ def _batches(
             plan,
             spec,
             device=device,
-            dtype=getattr(model, "dtype", torch.float32),
+            dtype=model.dtype,
             threads=workers,
             max_pixels=options.max_pixels,
         )
@@ -270,7 +256,7 @@ def embed_images(
     opts = replace(options or EmbedOptions(), **overrides).checked()
     out = Path(out)
     paths = [p if isinstance(p, Path) else Path(p) for p in paths]
-    device = torch.device(getattr(model, "device", "cpu"))
+    device = torch.device(model.device)
     decode = resolve_decode(model, opts.decode, device)
     workers = default_workers(group.local_world) if opts.workers is None else opts.workers
     key, covered = partial_key(model, ids, paths, opts, decode, device)
@@ -310,7 +296,7 @@ def embed_images(
         batches = _batches(model, paths, plan, opts, decode, device, workers) if plan else []
         for i, batch in enumerate(batches):
             if batch.pixels is not None:
-                rows.append(model.encode_images(batch.pixels))
+                rows.append(_encoded(model, batch.pixels))
             failed.update(batch.failures)
             bar.update(len(plan[i]))
             _release_free_memory()  # about 0.03 ms
@@ -342,6 +328,18 @@ def embed_images(
     with contextlib.suppress(OSError):
         root.parent.rmdir()  # the shared ".partial" folder, once no stage has work in it
     return meta
+
+
+def _encoded(model: EmbeddingModel, pixels: torch.Tensor) -> np.ndarray:
+    """``model.encode_images``, checked against the layout the model declares: meta.json
+    records the declaration, and a set it misdescribes would fail only when read."""
+    vectors = model.encode_images(pixels)
+    if not model.vectors.matches(vectors.shape):
+        raise ModelError(
+            f"model {model.spec.key!r} declares {model.vectors.per_image} vector(s) per image "
+            f"but encoded a batch to shape {vectors.shape}: a bug in its family's adapter"
+        )
+    return vectors
 
 
 def _merge(

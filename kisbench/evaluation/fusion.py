@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from kisbench.data.store import EmbeddingSet
+from kisbench.data.store import EmbeddingSet, VectorLayout
 from kisbench.errors import InputError
 from kisbench.evaluation.metrics import LOWER_IS_BETTER, interval, metric_names, value
 from kisbench.evaluation.pairwise import complementary
@@ -112,6 +112,9 @@ class Inputs:
     query_ids: list[str]
     targets: np.ndarray  # (M,) image row of each query's target, MISSING if absent
     n_images: int
+    # per model, the images' declared layout (their EmbeddingSet's); None: each array's
+    # shape implies it (the legacy rule)
+    layouts: list[VectorLayout] | None = None
 
 
 def align_inputs(
@@ -124,8 +127,14 @@ def align_inputs(
         raise InputError(f"{where}: no models to fuse")
     first = models[0]
     image_ids, query_ids = images[first].ids, queries[first].ids
-    image_rows, image_vecs, query_vecs = {}, [], []
+    image_rows, image_vecs, query_vecs, layouts = {}, [], [], []
     for model in models:
+        if queries[model].layout.several:  # a text is one vector in every family
+            raise InputError(
+                f"{where}: {model}'s queries have several vectors per query, shape "
+                f"{queries[model].vectors.shape}; re-run its embed-queries stage"
+            )
+        layouts.append(images[model].layout)
         for kind, sets, ids in (("images", images, image_ids), ("queries", queries, query_ids)):
             if set(sets[model].ids) != set(ids):
                 raise InputError(
@@ -141,7 +150,7 @@ def align_inputs(
         query_vecs.append(np.asarray(queries[model].vectors)[[q_rows[i] for i in query_ids]])
     index = {i: r for r, i in enumerate(image_ids)}
     targets = np.array([index.get(q, MISSING) for q in query_ids], dtype=np.int64)
-    return Inputs(models, image_vecs, query_vecs, list(query_ids), targets, len(image_ids))
+    return Inputs(models, image_vecs, query_vecs, list(query_ids), targets, len(image_ids), layouts)
 
 
 def _blocks(total: int, size: int) -> Iterator[slice]:
@@ -174,7 +183,10 @@ def fuse(
                 Path(tmp) / "scores.npy", mode="w+", dtype=np.float32, shape=shape
             )
         for i in range(len(models)):
-            score_matrix(inputs.queries[i], inputs.images[i], device=device, out=raw[i])
+            layout = inputs.layouts[i] if inputs.layouts is not None else None
+            score_matrix(
+                inputs.queries[i], inputs.images[i], device=device, out=raw[i], layout=layout
+            )
         # Per query row: raw scores plus one float64 term array per model.
         per_query = len(models) * n * (4 + 8) + n * 8
         block = max(1, budget_bytes // per_query)

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kisbench.data.store import VectorLayout, legacy_layout
+
 # float32 cosine scores of unit vectors carry round-off of a few 1e-7; differences below
 # this are not a model's preference.
 TIE_EPS = 1e-6
@@ -28,6 +30,16 @@ class RankResult:
     ranks: np.ndarray  # (M,) int64, 1 = best
     scores: np.ndarray  # (M,) float32, the target's score
     top: np.ndarray  # (M, k) int64 image indices of the k best images, best first
+
+
+def check_layout(shape: tuple[int, ...], layout: VectorLayout | None) -> VectorLayout:
+    """The images' layout: ``layout`` as their embedding set declares it (checked against
+    the array's ``shape``), or, for bare arrays, the one the shape implies (the legacy rule).
+    The scoring below follows the array's shape, so the two must agree."""
+    if layout is None:
+        return legacy_layout(len(shape), "images")
+    layout.check(shape, "images")
+    return layout
 
 
 def _tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -102,20 +114,24 @@ def rank_targets(
     top_k: int = 10,
     device: str = "cpu",
     chunk_bytes: int = 256 * 2**20,
+    layout: VectorLayout | None = None,
 ) -> RankResult:
     """Rank ``images[targets[m]]`` for every query ``m``.
 
     ``queries``: (M, D); ``images``: (N, D) or (N, P, D), may be a memory map (read chunk by
     chunk) or a tensor already on the device (:func:`on_device`); ``targets``: (M,) row
-    indices into ``images``, ``MISSING`` (-1) if absent. Per chunk of images: one matrix
-    product, then counts (no sort) and a top-k of the chunk merged into the running top-k.
-    Memory stays within about ``chunk_bytes`` per chunk, whatever N is.
+    indices into ``images``, ``MISSING`` (-1) if absent; ``layout``: the images' declared
+    layout, when the caller has their embedding set (see :func:`check_layout`). Per chunk
+    of images: one matrix product, then counts (no sort) and a top-k of the chunk merged
+    into the running top-k. Memory stays within about ``chunk_bytes`` per chunk, whatever
+    N is.
     """
     n = len(images)
     m = len(queries)
     shape = tuple(images.shape)
     if queries.ndim != 2 or len(shape) not in (2, 3) or shape[-1] != queries.shape[1]:
         raise ValueError(f"shape mismatch: queries {queries.shape}, images {shape}")
+    check_layout(shape, layout)
     dev = torch.device(device)
     q = _tensor(queries, dev)
     t = torch.as_tensor(np.asarray(targets, dtype=np.int64), device=dev)
@@ -171,15 +187,17 @@ def rank_table(
     *,
     top_k: int = 10,
     device: str = "cpu",
+    layout: VectorLayout | None = None,
 ) -> pd.DataFrame:
     """Rank every query's target and return the ranks table (one row per query).
 
     The query id is the target id: the thesis' labels have one query per image and set.
     ``top_ids`` lists the ``top_k`` best image ids, space-separated, best first.
+    ``layout``: the images' declared layout (``EmbeddingSet.layout``), checked.
     """
     index = {image_id: i for i, image_id in enumerate(image_ids)}
     targets = np.array([index.get(t, MISSING) for t in target_ids], dtype=np.int64)
-    result = rank_targets(queries, images, targets, top_k=top_k, device=device)
+    result = rank_targets(queries, images, targets, top_k=top_k, device=device, layout=layout)
     ids = np.asarray(image_ids, dtype=object)
     return pd.DataFrame(
         {
@@ -201,15 +219,18 @@ def score_matrix(
     device: str = "cpu",
     chunk_bytes: int = 256 * 2**20,
     out: np.ndarray | None = None,
+    layout: VectorLayout | None = None,
 ) -> np.ndarray:
     """Every query's score for every image, (M, N) float32, images read chunk by chunk.
 
     The same scoring as ``rank_targets`` (a multi-vector image scores its best vector), for
     callers that need whole score rows (score fusion) rather than the target's rank alone.
-    ``out`` (e.g. a memory map) receives the scores instead of a new array.
+    ``out`` (e.g. a memory map) receives the scores instead of a new array; ``layout`` is
+    the images' declared layout, checked (:func:`check_layout`).
     """
     if queries.ndim != 2 or images.ndim not in (2, 3) or images.shape[-1] != queries.shape[1]:
         raise ValueError(f"shape mismatch: queries {queries.shape}, images {images.shape}")
+    check_layout(tuple(images.shape), layout)
     dev = torch.device(device)
     q = _tensor(queries, dev)
     n, m = len(images), len(queries)

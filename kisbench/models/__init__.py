@@ -9,12 +9,14 @@ virtualenv (LAVIS) never breaks the others. This module imports no torch.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kisbench.errors import ModelError
 from kisbench.models.spec import ModelSpec
 
 if TYPE_CHECKING:
+    from kisbench.config import Config
     from kisbench.models.base import EmbeddingModel
 
 
@@ -41,12 +43,19 @@ def load_model(
     return adapter.load(spec, device=device, precision=precision)
 
 
-def model_entry(params: dict[str, Any], key: str) -> dict[str, Any]:
-    """The params.yaml entry of model ``key``, or an error listing the known keys."""
-    models = params.get("models", {})
+def model_entry(
+    params: Config | dict[str, Any], key: str, lock: Path = Path("weights.lock.yaml")
+) -> dict[str, Any]:
+    """The params.yaml entry of model ``key``, or an error listing the known keys; a hub
+    model's entry gets the ``revision`` that ``lock`` holds for it (`kisbench.models.lock`),
+    so every stage loads the locked commit. A missing lock file locks nothing."""
+    from kisbench.config import Config
+    from kisbench.models import lock as weights_lock
+
+    models = params.models if isinstance(params, Config) else params.get("models", {})
     if key not in models:
         raise ModelError(f"unknown model key {key!r}; params.yaml defines: {', '.join(models)}")
-    return models[key]
+    return weights_lock.pinned_entry(key, models[key], lock)
 
 
 __all__ = ["ModelError", "ModelSpec", "check_model", "load_model", "model_entry"]

@@ -13,11 +13,13 @@ import numpy as np
 import torch
 from transformers import AlignModel, AutoProcessor
 
-from kisbench.models.base import ModelSpec, l2_normalize
+from kisbench.models.base import ONE_VECTOR, ModelSpec, l2_normalize
 from kisbench.models.hfmodels import HfEmbedder, ImageProcessorTransform, TextTokens, text_limit
 
 
 class AlignEmbedder(HfEmbedder):
+    vectors = ONE_VECTOR  # the pooled, projected image embedding
+
     def _load(self) -> None:
         processor = self.source.load(AutoProcessor)
         self.model = self._module(AlignModel)

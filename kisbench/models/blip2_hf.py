@@ -21,11 +21,15 @@ from transformers import (
     Blip2VisionModelWithProjection,
 )
 
-from kisbench.models.base import ModelSpec, l2_normalize
+from kisbench.models.base import SEVERAL_VECTORS, ModelSpec, l2_normalize
 from kisbench.models.hfmodels import HfEmbedder, ImageProcessorTransform, TextTokens, text_limit
 
 
 class Blip2HfEmbedder(HfEmbedder):
+    # Every Q-Former query's projection; a text scores an image by its best query, as
+    # BLIP-2's image-text contrastive (ITC) similarity does.
+    vectors = SEVERAL_VECTORS
+
     def _load(self) -> None:
         # The checkpoint holds the retrieval model; each tower class takes its own part
         # (the Q-Former stays fp32, as transformers keeps it).
@@ -47,9 +51,9 @@ class Blip2HfEmbedder(HfEmbedder):
         out = self.textm(**self.text(texts, self.device))
         return l2_normalize(out.text_embeds[:, 0, :])  # the CLS token's projection
 
-    def provenance(self) -> dict[str, Any]:
+    def _provenance_extra(self) -> dict[str, Any]:
         queries = int(self.vision.config.num_query_tokens)
-        return {**super().provenance(), "queries_per_image": queries}
+        return {**super()._provenance_extra(), "queries_per_image": queries}
 
 
 def load(spec: ModelSpec, device: str = "auto", precision: str = "auto") -> Blip2HfEmbedder:

@@ -31,17 +31,21 @@ from PIL import Image
 
 from kisbench.models import hub, weights
 from kisbench.models.base import (
+    ONE_VECTOR,
+    SEVERAL_VECTORS,
     EmbeddingModel,
     ModelError,
     ModelSpec,
+    VectorLayout,
     precision_name,
-    resolve_device,
-    resolve_precision,
 )
 
 WORKER = Path(__file__).with_name("lavis_worker.py")
 VENV = Path(".venv-lavis")
 MODES = ("thesis", "itc")
+# What an image embeds to in each mode (the worker's docstring): the thesis took the first
+# Q-Former query output alone; ITC keeps all 32 projected queries and scores the best.
+MODE_VECTORS: dict[str, VectorLayout] = {"thesis": ONE_VECTOR, "itc": SEVERAL_VECTORS}
 
 
 def lavis_python() -> Path:
@@ -155,14 +159,13 @@ def _shutdown(proc: subprocess.Popen, tmp: Path) -> None:
 
 class Blip2LavisModel(EmbeddingModel):
     def __init__(self, spec: ModelSpec, device: str = "auto", precision: str = "auto") -> None:
-        self.spec = spec
         self.mode = spec.args.get("mode", "thesis")
         if self.mode not in MODES:
             raise ModelError(
                 f"model {spec.key!r}: mode must be one of {', '.join(MODES)}, not {self.mode!r}"
             )
-        self.device = resolve_device(device)
-        self.dtype = resolve_precision(precision, self.device)
+        super().__init__(spec, device, precision)
+        self.vectors = MODE_VECTORS[self.mode]
         local = spec.args.get("local_dir")
         if local:
             self._weights = weights.local_folder(spec.key, Path(local), "vision.json")
@@ -177,6 +180,8 @@ class Blip2LavisModel(EmbeddingModel):
             },
         )
         info = self.worker.info
+        # The worker's own virtualenv computes the embeddings: its versions, not ours.
+        self.library = ", ".join(f"{k} {v}" for k, v in info["libraries"].items())
         self._transform = BlipImageEval(info["image_size"], info["mean"], info["std"])
         if not local:
             self._weights = _hub_weights(spec)
@@ -194,22 +199,14 @@ class Blip2LavisModel(EmbeddingModel):
     def truncated(self, texts: Sequence[str]) -> list[bool]:
         return self.worker.ask({"op": "truncated", "texts": list(texts)})["truncated"]
 
-    def provenance(self) -> dict[str, Any]:
+    def _provenance_extra(self) -> dict[str, Any]:
         info = self.worker.info
         return {
-            "key": self.spec.key,
-            "family": self.spec.family,
-            "args": self.spec.args,
-            "library": ", ".join(f"{k} {v}" for k, v in info["libraries"].items()),
             "lavis_model": info["lavis_model"],
             "mode": self.mode,
-            "weights": self._weights,
-            "preprocess": repr(self._transform),
-            "dtype": precision_name(self.dtype),
-            "device": str(self.device),
             "max_words": info["max_words"],
             "context_length": info["text_tokens"],
-            "queries_per_image": info["queries"] if self.mode == "itc" else 1,
+            "queries_per_image": info["queries"] if self.vectors.several else 1,
         }
 
 

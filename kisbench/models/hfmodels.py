@@ -15,14 +15,7 @@ import transformers
 from PIL import Image
 
 from kisbench.models import hub, weights
-from kisbench.models.base import (
-    EmbeddingModel,
-    ModelError,
-    ModelSpec,
-    precision_name,
-    resolve_device,
-    resolve_precision,
-)
+from kisbench.models.base import EmbeddingModel, ModelError, ModelSpec
 
 
 class Source:
@@ -114,18 +107,17 @@ LIBRARY = f"transformers {transformers.__version__}"
 
 
 class HfEmbedder(EmbeddingModel):
-    """A transformers family's adapter: device, precision and source from the params entry;
-    :meth:`_load` loads the model and sets ``_transform`` (the image processor) and ``text``
-    (the tokenizer with its limit); the image transform, truncation report and provenance
-    follow from those."""
+    """A transformers family's adapter: the source from the params entry; :meth:`_load`
+    loads the model and sets ``_transform`` (the image processor) and ``text`` (the
+    tokenizer with its limit); the image transform, truncation report and provenance follow
+    from those. A subclass declares its ``vectors``."""
 
+    library = LIBRARY
     _transform: ImageProcessorTransform
     text: TextTokens
 
     def __init__(self, spec: ModelSpec, device: str = "auto", precision: str = "auto") -> None:
-        self.spec = spec
-        self.device = resolve_device(device)
-        self.dtype = resolve_precision(precision, self.device)
+        super().__init__(spec, device, precision)
         self.source = Source(spec)
         self._load()
         self._weights = self.source.weights()
@@ -145,15 +137,5 @@ class HfEmbedder(EmbeddingModel):
     def truncated(self, texts: Sequence[str]) -> list[bool]:
         return self.text.truncated(texts)
 
-    def provenance(self) -> dict[str, Any]:
-        return {
-            "key": self.spec.key,
-            "family": self.spec.family,
-            "args": self.spec.args,
-            "library": LIBRARY,
-            "weights": self._weights,
-            "preprocess": repr(self._transform),
-            "dtype": precision_name(self.dtype),
-            "device": str(self.device),
-            "context_length": self.text.limit,
-        }
+    def _provenance_extra(self) -> dict[str, Any]:
+        return {"context_length": self.text.limit}

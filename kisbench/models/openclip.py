@@ -24,22 +24,15 @@ from open_clip.tokenizer import HFTokenizer
 from PIL import Image
 
 from kisbench.models import hub, weights
-from kisbench.models.base import (
-    EmbeddingModel,
-    ModelError,
-    ModelSpec,
-    l2_normalize,
-    precision_name,
-    resolve_device,
-    resolve_precision,
-)
+from kisbench.models.base import ONE_VECTOR, EmbeddingModel, ModelError, ModelSpec, l2_normalize
 
 
 class OpenClipModel(EmbeddingModel):
+    vectors = ONE_VECTOR  # the pooled image embedding
+    library = f"open_clip_torch {open_clip.__version__}"
+
     def __init__(self, spec: ModelSpec, device: str = "auto", precision: str = "auto") -> None:
-        self.spec = spec
-        self.device = resolve_device(device)
-        self.dtype = resolve_precision(precision, self.device)
+        super().__init__(spec, device, precision)
         name = str(spec.require("model"))
         try:
             model_name, kwargs, self.tokenizer, self._weights = _resolve(spec, name)
@@ -79,18 +72,8 @@ class OpenClipModel(EmbeddingModel):
             return len(hf(clean(text), truncation=False)["input_ids"])
         return len(self.tokenizer.encode(text)) + 2  # SimpleTokenizer: + start and end tokens
 
-    def provenance(self) -> dict[str, Any]:
-        return {
-            "key": self.spec.key,
-            "family": self.spec.family,
-            "args": self.spec.args,
-            "library": f"open_clip_torch {open_clip.__version__}",
-            "weights": self._weights,
-            "preprocess": repr(self._transform),
-            "dtype": precision_name(self.dtype),
-            "device": str(self.device),
-            "context_length": self.context_length,
-        }
+    def _provenance_extra(self) -> dict[str, Any]:
+        return {"context_length": self.context_length}
 
 
 Resolved = tuple[str, dict[str, Any], Any, dict[str, Any]]

@@ -11,15 +11,14 @@ import json
 import multiprocessing as mp
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from kisbench import layout
+from kisbench import config, layout
 from kisbench.data.collections import list_images, read_labels
 from kisbench.errors import InputError
 from kisbench.evaluation.evaluate import RankSet, load_rank_sets
@@ -35,35 +34,36 @@ TEXT |= {"base": str, "method": str}
 
 @dataclass(frozen=True)
 class Settings:
+    """What the render stage takes of params.yaml (`kisbench.config`: defaults and checks)."""
+
     models: list[str]  # the experiment's models (params run.models)
     collections: list[str]
     palette: list[str]  # every model of params.yaml `models`: fixes the colours
-    xmax: dict[str, int] = field(default_factory=dict)
-    headline: str = "mrr"
-    n_boot: int = 1000
-    top_n: int = 5
-    examples: int = 3
-    example_ids: list[str] = field(default_factory=list)
-    top_images: int = 5
-    workers: int = 1  # processes drawing figures
+    xmax: dict[str, int]  # per collection; a collection without one: no cut
+    headline: str
+    n_boot: int
+    top_n: int
+    examples: int
+    example_ids: list[str]
+    top_images: int
+    workers: int  # processes drawing figures
 
     @classmethod
-    def from_params(cls, p: dict[str, Any]) -> Settings:
-        run, ev, rn = p["run"], p.get("evaluate") or {}, p.get("render") or {}
+    def from_params(cls, p: config.Config) -> Settings:
+        ev, rn = p.evaluate, p.render
+        entries = {c: p.collections.get(c) or config.Collection() for c in p.run.collections}
         return cls(
-            models=list(run["models"]),
-            collections=list(run["collections"]),
-            palette=list(p["models"]),
-            xmax={
-                c: int((p["collections"].get(c) or {}).get("xmax", 500)) for c in run["collections"]
-            },
-            headline=ev.get("headline", "mrr"),
-            n_boot=int(ev.get("bootstrap", 1000)),
-            top_n=int(ev.get("top_models", 5)),
-            examples=int(rn.get("examples", 3)),
-            example_ids=[str(i) for i in rn.get("example_ids") or []],
-            top_images=int(rn.get("top_images", 5)),
-            workers=int(rn.get("workers") or _usable_cpus()),
+            models=list(p.run.models),
+            collections=list(p.run.collections),
+            palette=list(p.models),
+            xmax={c: e.xmax for c, e in entries.items() if e.xmax is not None},
+            headline=ev.headline,
+            n_boot=ev.bootstrap,
+            top_n=ev.top_models,
+            examples=rn.examples,
+            example_ids=list(rn.example_ids),
+            top_images=rn.top_images,
+            workers=_usable_cpus() if rn.workers is None else rn.workers,
         )
 
 
@@ -192,7 +192,7 @@ def draw(job: GraphJob, settings: Settings, out: Path) -> dict[str, Path]:
         fig = figures.pairwise_grid(
             job.ranks,
             job.n_images,
-            settings.xmax.get(job.collection, 500),
+            settings.xmax.get(job.collection, job.n_images),
             colors,
             fused=job.fused,
             values=job.values,

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from kisbench.data.store import VectorLayout, legacy_layout
 from kisbench.reset.data import DISTANCE_SUFFIXES, PATH_COLUMNS, distance_columns, keyframe_id
 
 # The thesis replaced d(c1,c2) = 0 by this before dividing by it.
@@ -44,28 +45,37 @@ ZERO_DISTANCE = 1e-5
 NORMALISATIONS = ("raw", "max_norm", "c1c2_norm")
 
 
-def unit_vectors(vectors: np.ndarray) -> np.ndarray:
+def unit_vectors(vectors: np.ndarray, layout: VectorLayout | None = None) -> np.ndarray:
     """(N, D) or multi-vector (N, Q, D) embeddings -> (N, D) float64 unit vectors.
 
     A multi-vector image (BLIP-2's Q-Former queries) becomes the mean of its Q vectors,
     re-normalised: one vector per image, so that image-image similarity is one cosine, as
     for every other model. Rows are re-normalised in float64 in any case (float16 storage
-    leaves norms a little off 1).
+    leaves norms a little off 1). ``layout`` is the images' declared layout (their
+    ``EmbeddingSet.layout``), checked against the array; without it, the shape implies it
+    (the legacy rule).
     """
     v = np.asarray(vectors, dtype=np.float64)
-    if v.ndim == 3:
-        v = v.mean(axis=1)
-    if v.ndim != 2:
+    if v.ndim not in (2, 3):
         raise ValueError(f"embeddings must be (N, D) or (N, Q, D), got shape {v.shape}")
+    if layout is None:
+        layout = legacy_layout(v.ndim, "images")
+    layout.check(v.shape, "images")
+    if layout.several:
+        v = v.mean(axis=1)
     norms = np.linalg.norm(v, axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(norms > 0, v / norms, np.nan)
 
 
 def model_distances(
-    triplets: pd.DataFrame, ids: Sequence[str], vectors: np.ndarray
+    triplets: pd.DataFrame,
+    ids: Sequence[str],
+    vectors: np.ndarray,
+    layout: VectorLayout | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Cosine distances (1 - cosine similarity) of every triplet under one model.
+    """Cosine distances (1 - cosine similarity) of every triplet under one model
+    (``layout``: its images' declared layout, see :func:`unit_vectors`).
 
     Keyframes are matched by id (``keyframe_id`` of the triplet paths). A distance whose two
     keyframes both have an embedding is computed even if the triplet's third keyframe has
@@ -82,7 +92,7 @@ def model_distances(
     order = np.argsort(rows)
     unit = np.empty((len(rows), np.asarray(vectors[:1]).shape[-1]))
     if len(rows):
-        unit[order] = unit_vectors(vectors[rows[order]])
+        unit[order] = unit_vectors(vectors[rows[order]], layout)
     position = {p: i for i, p in enumerate(present)}
 
     def lookup(col: str) -> np.ndarray:

@@ -11,18 +11,18 @@ columns). Ids are read as strings, so that they match across files whatever they
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
 
-from kisbench import files
+from kisbench import config, files
 from kisbench.errors import InputError
 
 DISTANCE_SUFFIXES = ("cosdist_query_candidate1", "cosdist_query_candidate2", "cosdist_candidates")
 PATH_COLUMNS = ("target_path", "candidate1_path", "candidate2_path")
-TIE_POLICIES = ("left", "exclude", "half")
 # The thesis code wrote this distance for triplets with a missing keyframe; it must never
 # reach a result as if it were a distance.
 THESIS_SENTINEL = 1.11
@@ -152,53 +152,45 @@ def paper_extractors(triplets: pd.DataFrame, path: Path | str = "triplets") -> l
 
 @dataclass(frozen=True)
 class ResetSettings:
-    """The ``reset`` section of params.yaml, checked."""
+    """The ``reset`` section of params.yaml (:class:`kisbench.config.Reset`), checked against
+    the models that params.yaml defines."""
 
     participants: Path
     judgements: Path
     triplets: Path
     models: list[str]
-    ties: str = "left"
-    min_judgements: int = 2
-    bootstrap: int = 1000
-    seed: int = 0
+    ties: str
+    min_judgements: int
+    bootstrap: int
+    seed: int
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> ResetSettings:
-        section = params.get("reset")
-        if not isinstance(section, dict):
-            raise InputError("params.yaml has no `reset` section; see README, 'RESET'")
-        missing = [
-            k for k in ("participants", "judgements", "triplets", "models") if k not in section
-        ]
-        if missing:
-            raise InputError(f"params.yaml reset: missing {', '.join(missing)}")
-        models = list(section["models"] or [])
+    def from_params(cls, params: config.Config | Mapping[str, Any]) -> ResetSettings:
+        """From a loaded params file or, as YAML reads one, from its ``reset`` and ``models``
+        sections."""
+        if isinstance(params, config.Config):
+            section, known = params.reset, params.models
+        else:
+            section = config.parse_section("reset", params.get("reset"))
+            known = params.get("models") or {}
+        models = list(section.models)
         if not models:
             raise InputError("params.yaml reset.models is empty: name at least one model")
-        unknown = [m for m in models if m not in (params.get("models") or {})]
+        unknown = [m for m in models if m not in known]
         if unknown:
             raise InputError(
                 f"params.yaml reset.models: unknown model(s) {', '.join(unknown)}; "
-                f"params.yaml `models` defines: {', '.join(params.get('models') or {})}"
+                f"params.yaml `models` defines: {', '.join(known)}"
             )
-        ties = section.get("ties", "left")
-        if ties not in TIE_POLICIES:
-            raise InputError(
-                f"params.yaml reset.ties: {ties!r} is not one of {', '.join(TIE_POLICIES)}"
-            )
-        min_judgements = int(section.get("min_judgements", 2))
-        if min_judgements < 1:
-            raise InputError("params.yaml reset.min_judgements must be at least 1")
         return cls(
-            participants=Path(section["participants"]),
-            judgements=Path(section["judgements"]),
-            triplets=Path(section["triplets"]),
+            participants=Path(section.participants),
+            judgements=Path(section.judgements),
+            triplets=Path(section.triplets),
             models=models,
-            ties=ties,
-            min_judgements=min_judgements,
-            bootstrap=int(section.get("bootstrap", 1000)),
-            seed=int(section.get("seed", 0)),
+            ties=section.ties,
+            min_judgements=section.min_judgements,
+            bootstrap=section.bootstrap,
+            seed=section.seed,
         )
 
 

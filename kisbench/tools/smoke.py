@@ -18,10 +18,9 @@ from typing import Any
 import typer
 import yaml
 
+from kisbench import config
 from kisbench.cli import command_line
 from kisbench.layout import TINY_MODELS
-from kisbench.models.testing.builders import TINY_MODELS as TINY_BUILDERS
-from kisbench.models.testing.builders import make_all
 
 app = command_line()
 
@@ -71,12 +70,18 @@ def make_workspace(src: Path, dst: Path, overrides: dict[str, Any]) -> Path:
         shutil.copy2(src / rel, target)
     params = yaml.safe_load((dst / "params.yaml").read_text(encoding="utf-8"))
     merged = deep_merge(params, overrides)
+    # Checked before anything runs: a misspelt override fails here, not in a DVC stage.
+    run = config.parse(merged, source="params.yaml with the overrides merged").run
     (dst / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False), encoding="utf-8")
     # The copy has no virtualenvs (git ignores them); BLIP-2 (LAVIS) stages run the
     # repository's own .venv-lavis, reached through a link.
     if (src / ".venv-lavis").is_dir():
         (dst / ".venv-lavis").symlink_to(src / ".venv-lavis", target_is_directory=True)
-    make_all(dst / TINY_MODELS, names=[m for m in merged["run"]["models"] if m in TINY_BUILDERS])
+    # Imported here: the builders load torch, which `kisbench --help` should not wait for.
+    from kisbench.models.testing.builders import TINY_MODELS as TINY_BUILDERS
+    from kisbench.models.testing.builders import make_all
+
+    make_all(dst / TINY_MODELS, names=[m for m in run.models if m in TINY_BUILDERS])
     git(dst, "init", "-q", "-b", "main")
     git(dst, "add", "-A")
     git(dst, "commit", "-q", "-m", "smoke workspace")

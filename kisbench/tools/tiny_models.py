@@ -9,8 +9,6 @@ import typer
 
 from kisbench.cli import clear_errors, command_line, quiet_libraries
 from kisbench.layout import TINY_MODELS
-from kisbench.models.testing.builders import TINY_MODELS as BUILDERS
-from kisbench.models.testing.builders import make_all
 
 app = command_line()
 
@@ -23,7 +21,8 @@ def main(
     name: list[str] = typer.Option(
         None,
         metavar="NAME",
-        help=f"Only these models (repeatable); default all: {', '.join(BUILDERS)}.",
+        help="Only these models (repeatable); default all (tiny_clip, tiny_siglip, tiny_align, "
+        "tiny_blip2_hf, tiny_blip2); an unknown name is refused with the list.",
     ),
 ) -> None:
     """Build the tiny models (fixed seed, so always the same weights) under OUT/<name>.
@@ -31,6 +30,10 @@ def main(
     tiny_blip2 is built by LAVIS in its own virtualenv (.venv-lavis, from `make setup`).
     """
     quiet_libraries()
+    # Imported here: the builders load torch, which `kisbench --help` should not wait for.
+    from kisbench.models.testing.builders import TINY_MODELS as BUILDERS
+    from kisbench.models.testing.builders import make_all
+
     unknown = sorted(set(name or []) - set(BUILDERS))
     if unknown:
         raise typer.BadParameter(f"unknown tiny models {unknown}; known: {', '.join(BUILDERS)}")
