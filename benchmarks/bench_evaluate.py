@@ -29,6 +29,7 @@ from PIL import Image
 from kisbench import files, layout
 from kisbench.cli import command_line
 from kisbench.data import store
+from kisbench.evaluation.layout import RANKS_INFO, ranks_dir
 from kisbench.evaluation.ranking import rank_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +80,7 @@ def make_project(
             # its queries carry a model-specific share of the target's signal.
             feats = unit(base + 0.6 * rng.normal(size=base.shape))
             store.save(root / layout.features_dir(m, c), ids, feats, {"synthetic": True})
-            out = root / layout.ranks_dir(m, c)
+            out = root / ranks_dir(m, c)
             out.mkdir(parents=True)
             info = {"images": images, "truncated": {}}
             for j, labelset in enumerate(["short", "long"]):
@@ -92,7 +93,7 @@ def make_project(
                 table = rank_table(feats, ids, q, labels["ID"].tolist(), labelset)
                 table.to_csv(out / f"{labelset}.csv", index=False)
                 info["truncated"][labelset] = 0
-            files.write_json(out / layout.RANKS_INFO, info)
+            files.write_json(out / RANKS_INFO, info)
     return params
 
 

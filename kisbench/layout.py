@@ -1,6 +1,10 @@
-"""Where every stage reads and writes, relative to the repository root.
+"""Where the inputs and the embedding side live, relative to the repository root: images,
+labels, embeddings, code keys, tiny models.
 
-The paths here and in dvc.yaml are the same conventions; change them together.
+The paths here and in dvc.yaml are the same conventions; change them together. Every embed
+stage imports this module, so it holds no path of a later stage: those live next to the
+layer that writes them (`kisbench.evaluation.layout`, `kisbench.reset.layout`,
+`kisbench.report.layout`), and adding one re-embeds nothing.
 """
 
 from __future__ import annotations
@@ -41,52 +45,4 @@ def queries_dir(model: str, collection: str) -> Path:
     return DATA / "queries" / model / collection
 
 
-def ranks_dir(model: str, collection: str) -> Path:
-    """Holds ``<labelset>.csv`` for every labelset, and ``RANKS_INFO``."""
-    return DATA / "ranks" / model / collection
-
-
-RANKS_INFO = "info.json"
-
-FUSION = DATA / "fusion"
-
-
-def fusion_path(collection: str, labelset: str, root: Path = FUSION) -> Path:
-    """Per-query ranks of every fused retriever (and each model alone, and the oracle)."""
-    return Path(root) / collection / f"{labelset}.csv"
-
-
-CURVES = Path("plots") / "cumulative"
-
-
-def curve_name(collection: str, labelset: str) -> str:
-    """File name of a cumulative curve table; keys are [a-z0-9_], so '-' splits them."""
-    return f"{collection}-{labelset}.csv"
-
-
-def parse_curve_name(path: Path) -> tuple[str, str]:
-    collection, _, labelset = path.stem.partition("-")
-    return collection, labelset
-
-
 TINY_MODELS = DATA / "models"
-METRICS = Path("metrics")
-FIGURES = Path("plots") / "figures"
-
-
-def reset_distances_dir(model: str, collection: str) -> Path:
-    """One model's RESET triplet distances (reset-distances stage): distances.csv, info.json."""
-    return RESET_DISTANCES / model / collection
-
-
-RESET_DISTANCES = DATA / "reset_distances"
-RESET_EXTENDED = DATA / "reset_results" / "triplets_extended.csv"
-RESET_TABLE = Path("plots") / "reset" / "consistency.csv"
-RESET_FIGURE = FIGURES / "reset_consistency.png"
-REPORT = Path("reports") / "report.md"
-
-
-def figure_name(kind: str, collection: str, labelset: str) -> str:
-    """``pairs/demo-short.png``: one figure of a kind per collection and labelset, in a
-    folder per kind (relative to ``FIGURES``)."""
-    return f"{kind}/{collection}-{labelset}.png"

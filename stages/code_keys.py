@@ -11,6 +11,7 @@ import typer
 from kisbench import layout
 from kisbench.cli import PARAMS, clear_errors, command_line
 from kisbench.config import load_params
+from kisbench.config.reset import Reset
 from kisbench.files import write_json
 from kisbench.models import lock
 from kisbench.models.codekey import model_key
@@ -28,7 +29,8 @@ def main(
     """Write data/code/<model>.json for every model of params `models`; first lock the
     weights commit of every model this experiment embeds (weights.lock.yaml)."""
     p = load_params(params)
-    embedded = [*p.run.models, *(p.reset.models if p.run.reset else [])]
+    reset: Reset = p.reset
+    embedded = [*p.run.models, *(reset.models if p.run.reset else [])]
     revisions = lock.ensure(p.models, embedded, weights_lock)
     out.mkdir(parents=True, exist_ok=True)
     for key, entry in p.models.items():

@@ -4,10 +4,11 @@ from pathlib import Path
 
 import typer
 
-from kisbench import layout
 from kisbench.cli import PARAMS, clear_errors, command_line
 from kisbench.config import load_params
+from kisbench.config.evaluation import Evaluate
 from kisbench.evaluation.evaluate import compare, evaluate, load_rank_sets, write_curves
+from kisbench.evaluation.layout import CURVES, METRICS
 from kisbench.files import write_json
 
 app = command_line()
@@ -17,8 +18,8 @@ app = command_line()
 @clear_errors
 def main(
     params: Path = PARAMS,
-    metrics: Path = typer.Option(layout.METRICS, help="Folder for the metrics files."),
-    curves: Path = typer.Option(layout.CURVES, help="Folder for the curve CSVs."),
+    metrics: Path = typer.Option(METRICS, help="Folder for the metrics files."),
+    curves: Path = typer.Option(CURVES, help="Folder for the curve CSVs."),
 ) -> None:
     """Evaluate the ranks of every model and collection of the experiment (params `run`).
 
@@ -27,7 +28,7 @@ def main(
     (paired tests between the top models of each graph), METRICS/gains.csv (each labelset
     against the first, per model) and CURVES/COLLECTION-LABELSET.csv."""
     p = load_params(params)
-    opts = p.evaluate
+    opts: Evaluate = p.evaluate
     sets = load_rank_sets(p.run.models, p.run.collections)
     stats = {"n_boot": opts.bootstrap, "seed": opts.seed}
     head, details, tables = evaluate(sets, headline=opts.headline, **stats)

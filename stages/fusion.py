@@ -8,10 +8,12 @@ import typer
 from kisbench import files, layout
 from kisbench.cli import PARAMS, clear_errors, command_line
 from kisbench.config import load_params
+from kisbench.config.evaluation import Evaluate, Fusion
 from kisbench.data import store
 from kisbench.devices import resolve_device
 from kisbench.evaluation.evaluate import labelset_order
 from kisbench.evaluation.fusion import align_inputs, fuse, headline_table, summary
+from kisbench.evaluation.layout import FUSION, METRICS, fusion_path
 
 app = command_line()
 
@@ -20,15 +22,16 @@ app = command_line()
 @clear_errors
 def main(
     params: Path = PARAMS,
-    out: Path = typer.Option(layout.FUSION, help="Folder for the per-query fused ranks."),
-    metrics: Path = typer.Option(layout.METRICS, help="Folder for fusion.json and fusion.csv."),
+    out: Path = typer.Option(FUSION, help="Folder for the per-query fused ranks."),
+    metrics: Path = typer.Option(METRICS, help="Folder for fusion.json and fusion.csv."),
 ) -> None:
     """Fuse the models of the experiment (params `run`) from their embeddings: reciprocal
     rank fusion and normalised score fusion for every pair and for all models, evaluated
     like a model. Writes OUT/COLLECTION/LABELSET.csv, METRICS/fusion.csv (every retriever,
     every metric) and METRICS/fusion.json (all models fused: the headline metric)."""
     p = load_params(params)
-    opts, evals = p.fusion, p.evaluate
+    opts: Fusion = p.fusion
+    evals: Evaluate = p.evaluate
     headline = evals.headline
     models, tables = p.run.models, []
     device = str(resolve_device(opts.device))
@@ -46,7 +49,7 @@ def main(
                 scratch=out.parent,
                 progress=f"fusion {collection}/{labelset}",
             )
-            path = layout.fusion_path(collection, labelset, out)
+            path = fusion_path(collection, labelset, out)
             path.parent.mkdir(parents=True, exist_ok=True)
             fused.to_csv(path, index=False)
             table = summary(

@@ -7,9 +7,11 @@ import typer
 from kisbench import files, layout
 from kisbench.cli import COLLECTION, MODEL, PARAMS, clear_errors, command_line
 from kisbench.config import load_params
+from kisbench.config.evaluation import Rank
 from kisbench.data import store
 from kisbench.data.collections import check_targets, read_labels
 from kisbench.devices import resolve_device
+from kisbench.evaluation.layout import RANKS_INFO, ranks_dir
 from kisbench.evaluation.ranking import on_device, rank_table
 
 app = command_line()
@@ -30,7 +32,7 @@ def main(
 
     A target that the embed stage skipped as unreadable (its skipped.csv) gets rank
     images + 1, "never found", and is listed in info.json."""
-    opts = load_params(params).rank
+    opts: Rank = load_params(params).rank
     features = layout.features_dir(model, collection)
     images = store.load(features)
     skipped = store.read_skipped(features)
@@ -42,7 +44,7 @@ def main(
             f"embed stage and count as never found: {', '.join(skipped_targets[:10])}",
             err=True,
         )
-    out = out or layout.ranks_dir(model, collection)
+    out = out or ranks_dir(model, collection)
     out.mkdir(parents=True, exist_ok=True)
     device = str(resolve_device(opts.device))
     info = {
@@ -67,7 +69,7 @@ def main(
         path = out / f"{labelset}.csv"
         table.to_csv(path, index=False)
         typer.echo(f"{path}: {len(table)} queries, median rank {table['rank'].median():g}")
-    files.write_json(out / layout.RANKS_INFO, info)
+    files.write_json(out / RANKS_INFO, info)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import typer
 
-from kisbench import layout
 from kisbench.cli import PARAMS, clear_errors, command_line
 from kisbench.config import load_params
+from kisbench.evaluation.layout import CURVES, FUSION, METRICS
+from kisbench.report.layout import FIGURES, REPORT
 from kisbench.report.render import Settings, render
 
 app = command_line()
@@ -16,11 +17,11 @@ app = command_line()
 @clear_errors
 def main(
     params: Path = PARAMS,
-    curves: Path = typer.Option(layout.CURVES, help="Folder of the curve CSVs."),
-    metrics: Path = typer.Option(layout.METRICS, help="Folder of the evaluate/fusion tables."),
-    fusion: Path = typer.Option(layout.FUSION, help="Folder of the per-query fused ranks."),
-    out: Path = typer.Option(layout.FIGURES, help="Folder for the figures."),
-    report: Path = typer.Option(layout.REPORT, help="The Markdown report to write."),
+    curves: Path = typer.Option(CURVES, help="Folder of the curve CSVs."),
+    metrics: Path = typer.Option(METRICS, help="Folder of the evaluate/fusion tables."),
+    fusion: Path = typer.Option(FUSION, help="Folder of the per-query fused ranks."),
+    out: Path = typer.Option(FIGURES, help="Folder for the figures."),
+    report: Path = typer.Option(REPORT, help="The Markdown report to write."),
 ) -> None:
     """Draw the cumulative curves, the pairwise grids and the qualitative figures of the
     experiment (params `run`), and write the Markdown report that links them."""

@@ -6,9 +6,9 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from kisbench import layout
 from kisbench.cli import PARAMS, RESET_COLLECTION, clear_errors, command_line
 from kisbench.config import load_params
+from kisbench.evaluation.layout import METRICS
 from kisbench.files import write_json
 from kisbench.report.figures import reset_consistency, save
 from kisbench.reset.consistency import evaluate, extend_triplets, json_safe
@@ -20,6 +20,7 @@ from kisbench.reset.data import (
     read_participants,
     read_triplets,
 )
+from kisbench.reset.layout import RESET_DISTANCES, RESET_EXTENDED, RESET_FIGURE, RESET_TABLE
 
 app = command_line()
 
@@ -29,11 +30,11 @@ app = command_line()
 def main(
     collection: str = RESET_COLLECTION,
     params: Path = PARAMS,
-    distances: Path = typer.Option(layout.RESET_DISTANCES, help="reset-distances outputs."),
-    metrics: Path = typer.Option(layout.METRICS, help="Folder for reset.json, reset_details.json."),
-    table: Path = typer.Option(layout.RESET_TABLE, help="Consistency table (CSV)."),
-    figure: Path = typer.Option(layout.RESET_FIGURE, help="Bar chart (PNG)."),
-    extended: Path = typer.Option(layout.RESET_EXTENDED, help="Extended triplets file (CSV)."),
+    distances: Path = typer.Option(RESET_DISTANCES, help="reset-distances outputs."),
+    metrics: Path = typer.Option(METRICS, help="Folder for reset.json, reset_details.json."),
+    table: Path = typer.Option(RESET_TABLE, help="Consistency table (CSV)."),
+    figure: Path = typer.Option(RESET_FIGURE, help="Bar chart (PNG)."),
+    extended: Path = typer.Option(RESET_EXTENDED, help="Extended triplets file (CSV)."),
 ) -> None:
     """Score RESET's extractors and the models in `reset.models` against the judgements."""
     s = ResetSettings.from_params(load_params(params))

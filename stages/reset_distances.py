@@ -10,6 +10,7 @@ from kisbench.config import collection_entry, load_params
 from kisbench.data import store
 from kisbench.reset.consistency import model_distances
 from kisbench.reset.data import ResetSettings, read_triplets, write_distances
+from kisbench.reset.layout import reset_distances_dir
 
 app = command_line()
 
@@ -43,7 +44,7 @@ def main(
         "missing_keyframes": missing,
         "embeddings": images.meta,
     }
-    out = out or layout.reset_distances_dir(model, collection)
+    out = out or reset_distances_dir(model, collection)
     write_distances(out, distances, info)
     typer.echo(
         f"{out}: {len(distances)} triplets, {info['incomplete_triplets']} incomplete, "

@@ -7,6 +7,7 @@ hand-made package, so that a bug there cannot hide a missing dependency.
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -108,13 +109,135 @@ def test_a_family_key_holds_its_adapter_and_not_the_others():
     assert Path("kisbench/models/lavis_worker.py") in lavis  # run as a process, not imported
 
 
+# What embeddings are computed from: the embed stages' scripts and every family adapter (its
+# models' code keys). A change for a later stage (a render key, an evaluation path) must touch
+# none of it, or every model would be re-embedded on the GPU for nothing.
+EMBEDDING_SIDE = ("stages.embed_images", "stages.embed_queries")
+EMBEDDING_STAGES = ("code-keys", "embed-images", "embed-queries", "embed-reset")
+EMBEDDING_SECTIONS = ("run", "models", "collections", "embed")
+ABOVE_EMBEDDING = ("evaluation", "reset", "report", "labeltool", "tools")
+
+
+def schema_file(section: str) -> Path:
+    """The file that declares the keys and defaults of a params section."""
+    return Path(inspect.getsourcefile(config.SECTIONS[section])).relative_to(REPO)
+
+
+def embedding_closures() -> dict[str, set[Path]]:
+    out = {module: imports.closure([module], REPO) for module in EMBEDDING_SIDE}
+    for family in FAMILIES.values():
+        out[f"family {family.name}"] = set(family_files(family, REPO))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(embedding_closures()))
+def test_embeddings_depend_on_no_code_of_later_stages(name):
+    files = embedding_closures()[name]
+    others = {schema_file(s) for s in config.SECTIONS if s not in EMBEDDING_SECTIONS}
+    shared = sorted(str(p) for p in files & others)
+    assert not shared, (
+        f"{name} imports the params schema of other stages' sections {shared}: a key added "
+        "there would re-embed every model"
+    )
+    later = sorted(
+        str(p)
+        for p in files
+        if p.parts[:2] in {("kisbench", layer) for layer in ABOVE_EMBEDDING}
+        or p.parts[:3] == ("kisbench", "models", "testing")
+    )
+    assert not later, f"{name} imports code of the layers above embedding: {later}"
+    if name.startswith("stages."):
+        assert schema_file("embed") in files, (
+            f"{name} must import the embed section's schema: its defaults decide the result"
+        )
+
+
+def outputs(name: str) -> set[Path]:
+    """A stage's outs, metrics and plots, with a placeholder for each matrix value."""
+    stage = stages()[name]
+    out: set[Path] = set()
+    for kind in ("outs", "metrics", "plots"):
+        for item in stage.get(kind, []):
+            for path in [item] if isinstance(item, str) else item:
+                path = path.replace("${item.model}", "M").replace("${item.collection}", "C")
+                out.add(Path(path.replace("${item}", "C")))
+    return out
+
+
+def test_the_root_layout_holds_no_path_of_a_later_stage():
+    """kisbench/layout.py is in every embed stage's closure: the paths of the stages after
+    embedding live with the layers that write them."""
+    from kisbench import layout
+
+    def overlap(path: Path, paths: set[Path]) -> bool:
+        return any(path == p or path in p.parents or p in path.parents for p in paths)
+
+    ours = {p for name in EMBEDDING_STAGES for p in outputs(name)}
+    later = {p for name in stages() if name not in EMBEDDING_STAGES for p in outputs(name)}
+    for name, value in vars(layout).items():
+        if inspect.isfunction(value) and value.__module__ == layout.__name__:
+            required = [
+                p for p in inspect.signature(value).parameters.values() if p.default is p.empty
+            ]
+            value = value(*["M", "C"][-len(required) :])
+        if isinstance(value, Path) and overlap(value, later):
+            assert overlap(value, ours), (
+                f"kisbench.layout.{name} ({value}) is a path of a stage after embedding"
+            )
+
+
+def test_the_reset_figure_is_among_the_report_figures():
+    from kisbench.report.layout import FIGURES
+    from kisbench.reset.layout import RESET_FIGURE
+
+    assert RESET_FIGURE.parent == FIGURES
+
+
+# The dataclass sections of params that each stage's script reads: their defaults decide its
+# result, so the module that declares each (kisbench.config.schema_module) must be in the
+# stage's closure. kisbench.config loads the section modules it does not need by name.
+SECTIONS_READ = {
+    "code-keys": ["run", "reset"],
+    "embed-images": ["run", "embed"],
+    "embed-queries": ["run", "embed"],
+    "embed-reset": ["run", "embed"],
+    "rank": ["rank"],
+    "evaluate": ["run", "evaluate"],
+    "fusion": ["run", "fusion", "evaluate"],
+    "render": ["run", "evaluate", "render", "collections"],
+    "reset-distances": ["reset", "collections"],
+    "reset": ["reset"],
+}
+
+
+def test_every_stage_is_listed_with_the_sections_it_reads():
+    assert set(SECTIONS_READ) == set(stages())
+
+
+@pytest.mark.parametrize("name", sorted(SECTIONS_READ))
+def test_a_stage_imports_the_schema_of_every_section_it_reads(name):
+    need = imports.closure([script(stages()[name])], REPO)
+    for section in SECTIONS_READ[name]:
+        schema = imports.module_file(config.schema_module(section), REPO)
+        assert schema in need, (
+            f"stage {name!r} reads params {section!r} but does not import {schema}: a change "
+            f"of its defaults would leave the stage's outputs stale"
+        )
+
+
 # The layers, lowest first: a module may import its own layer and the ones below.
 LAYERS = ["", "data", "models", "embedding", "evaluation", "reset", "report", "labeltool", "tools"]
+# Packages of the root layer, like its modules (kisbench/*.py).
+ROOT_PACKAGES = {"config"}
 
 
 def layer(module: str) -> int:
     parts = module.split(".")
-    if len(parts) == 1 or (REPO / "kisbench" / f"{parts[1]}.py").is_file():
+    if (
+        len(parts) == 1
+        or parts[1] in ROOT_PACKAGES
+        or (REPO / "kisbench" / f"{parts[1]}.py").is_file()
+    ):
         return 0  # kisbench itself and its root modules
     return LAYERS.index(parts[1])
 
@@ -130,7 +253,7 @@ def package_modules() -> list[str]:
 
 def test_every_subpackage_has_a_layer():
     subpackages = {m.split(".")[1] for m in package_modules() if m.count(".") >= 1}
-    roots = {p.stem for p in (REPO / "kisbench").glob("*.py")}
+    roots = {p.stem for p in (REPO / "kisbench").glob("*.py")} | ROOT_PACKAGES
     assert subpackages - roots <= set(LAYERS), subpackages - roots - set(LAYERS)
 
 
@@ -227,7 +350,7 @@ def test_params_are_cache_keys_only(name):
     for key in expand(declared_params(stages()[name])):
         assert key in every, (
             f"stage {name!r} depends on {key!r}, which is no key that can change a result "
-            "(kisbench/config.py says why): a change there would re-run it for nothing"
+            "(kisbench/config/ says why): a change there would re-run it for nothing"
         )
 
 

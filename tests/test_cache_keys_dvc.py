@@ -1,7 +1,7 @@
 """What DVC itself says after an edit, on a copy of the smoke run (one tiny model of every
 family): an edit of one family's adapter changes only that family's embed stages; the tiny
-model builders, the report and the labelling tool change none; a speed-only parameter
-changes no stage at all."""
+model builders, the report, the labelling tool and the later stages' params schemas and
+paths change none; a speed-only parameter changes no stage at all."""
 
 from __future__ import annotations
 
@@ -79,6 +79,22 @@ def test_test_builders_report_and_labeltool_change_no_embed_stage(workspace):
     )
     assert not embed_models(stages), stages
     assert stages == {"render"}  # the report's code is render's own dependency
+
+
+def test_later_stages_params_schema_and_paths_change_no_embed_stage(workspace):
+    """A key added to rank/evaluate/fusion/render, or a path of a stage after embedding, is
+    an edit of a file that no embed stage and no family key imports."""
+    stages = changed_after(
+        workspace,
+        {
+            "kisbench/config/evaluation.py": "\n# an edit\n",
+            "kisbench/config/reset.py": "\n# an edit\n",
+            "kisbench/evaluation/layout.py": "\n# an edit\n",
+            "kisbench/report/layout.py": "\n# an edit\n",
+        },
+    )
+    assert not embed_models(stages), stages
+    assert {"evaluate", "fusion", "render"} <= stages, stages
 
 
 def test_shared_embedding_code_changes_every_embed_stage(workspace):

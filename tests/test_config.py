@@ -16,6 +16,9 @@ import yaml
 
 from kisbench import config
 from kisbench.config import cache_keys, collection_entry, load_params, parse
+from kisbench.config.embed import PRECISIONS as EMBED_PRECISIONS
+from kisbench.config.embed import Embed
+from kisbench.config.evaluation import FUSION_METHODS, METRICS
 from kisbench.errors import InputError, ModelError
 from kisbench.tools.smoke import deep_merge
 
@@ -144,7 +147,7 @@ def test_accepted_values_are_converted_and_typed(tmp_path):
 
 def test_defaults_apply_where_a_section_or_key_is_missing(tmp_path):
     cfg = load_params(write(tmp_path, MINIMAL))
-    assert cfg.embed == config.Embed()
+    assert cfg.embed == Embed()
     assert (cfg.embed.batch_size, cfg.embed.chunk_size, cfg.embed.on_unreadable) == (
         64,
         4096,
@@ -161,7 +164,7 @@ def test_defaults_apply_where_a_section_or_key_is_missing(tmp_path):
     assert (cfg.reset.ties, cfg.reset.min_judgements, cfg.reset.models) == ("left", 2, [])
     assert cfg.run.reset == []
     # An empty section (`embed:` alone) is the defaults too.
-    assert load_params(write(tmp_path, {**MINIMAL, "embed": None})).embed == config.Embed()
+    assert load_params(write(tmp_path, {**MINIMAL, "embed": None})).embed == Embed()
 
 
 @pytest.mark.parametrize("section", ["run", "models", "collections"])
@@ -235,6 +238,28 @@ def test_the_real_params_files_load():
         parse(deep_merge(MINIMAL, read_yaml(path)), source=str(path))
 
 
+def test_the_section_modules_are_loaded_by_name():
+    """Every stage imports kisbench.config: it imports only the rules and the sections every
+    stage reads, and finds the others (kisbench/config/__init__.py says why)."""
+    from kisbench import imports
+
+    direct = set(imports.direct_imports("kisbench.config", REPO))
+    assert direct <= {
+        "kisbench",
+        "kisbench.errors",
+        "kisbench.config.core",
+        "kisbench.config.schema",
+    }
+    owners = {s: config.schema_module(s) for s in config.ALL_SECTIONS}
+    assert owners["embed"] == "kisbench.config.embed"
+    assert owners["rank"] == owners["render"] == "kisbench.config.evaluation"
+    assert owners["reset"] == "kisbench.config.reset"
+    assert {owners[s] for s in config.REQUIRED} == {"kisbench.config.core"}
+    # A loaded file holds every section, those of the modules found by name too.
+    cfg = parse(MINIMAL)
+    assert all(getattr(cfg, s) is not None for s in config.ALL_SECTIONS)
+
+
 def test_every_key_says_whether_it_is_a_cache_key():
     for name, cls in config.SECTIONS.items():
         for f in [*dataclasses.fields(cls), *dataclasses.fields(config.Collection)]:
@@ -295,17 +320,17 @@ def test_choice_lists_agree_with_the_code_that_uses_them():
     from kisbench.evaluation import fusion
     from kisbench.evaluation.metrics import metric_names
 
-    assert config.METRICS == tuple(metric_names())
-    assert config.FUSION_METHODS == fusion.METHODS
-    assert config.PRECISIONS == ("auto", *PRECISIONS)
-    assert config.Embed().max_pixels == DEFAULT_MAX_PIXELS
+    assert METRICS == tuple(metric_names())
+    assert FUSION_METHODS == fusion.METHODS
+    assert EMBED_PRECISIONS == ("auto", *PRECISIONS)
+    assert Embed().max_pixels == DEFAULT_MAX_PIXELS
 
 
 def test_library_options_are_built_from_the_sections():
     from kisbench.embedding.extract import EmbedOptions
     from kisbench.reset.data import ResetSettings
 
-    assert EmbedOptions.from_params(config.Embed()) == EmbedOptions().checked()
+    assert EmbedOptions.from_params(Embed()) == EmbedOptions().checked()
     with pytest.raises(InputError, match="unknown key 'embed.batch'"):
         EmbedOptions.from_params({"batch": 8})
     cfg = parse(deep_merge(MINIMAL, {"reset": {"models": ["m"], "ties": "half"}}))

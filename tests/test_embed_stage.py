@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from kisbench import layout
 from kisbench.data import store
+from kisbench.evaluation.layout import RANKS_INFO, ranks_dir
 from tests import imagefiles as gen
 from tests import tinymodel
 
@@ -124,13 +125,13 @@ def test_rank_stage_counts_skipped_targets_as_never_found(tmp_path, monkeypatch)
 
     result = CliRunner().invoke(app, ["--model", "m", "--collection", "c"])
     assert result.exit_code == 0, result.output
-    ranks = pd.read_csv(layout.ranks_dir("m", "c") / "short.csv", dtype={"query_id": str})
+    ranks = pd.read_csv(ranks_dir("m", "c") / "short.csv", dtype={"query_id": str})
     assert dict(zip(ranks["query_id"], ranks["rank"], strict=True)) == {
         "00001": 1,
         "00003": 5,  # 4 images embedded: never found is 4 + 1
         "00004": 1,
     }
-    info = json.loads((layout.ranks_dir("m", "c") / layout.RANKS_INFO).read_text())
+    info = json.loads((ranks_dir("m", "c") / RANKS_INFO).read_text())
     assert info["skipped_targets"] == {"00003": "empty file (0 bytes)"}
 
 

@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 
 from kisbench import layout
 from kisbench.data import store
+from kisbench.evaluation.layout import fusion_path, ranks_dir
+from kisbench.report.layout import FIGURES, REPORT
 from stages import evaluate, fusion, rank, render
 
 N_IMAGES = 30
@@ -75,7 +77,7 @@ def test_stages_end_to_end(project):
 
     # Independent MRR from the ranks tables.
     mrr = {
-        (m, ls): float(np.mean(1 / pd.read_csv(layout.ranks_dir(m, "toy") / f"{ls}.csv")["rank"]))
+        (m, ls): float(np.mean(1 / pd.read_csv(ranks_dir(m, "toy") / f"{ls}.csv")["rank"]))
         for m in MODELS
         for ls in ("short", "long")
     }
@@ -98,10 +100,10 @@ def test_stages_end_to_end(project):
     fused = json.loads((project / "metrics/fusion.json").read_text())["mrr"]["toy"]["short"]
     assert set(fused) == {"best_model", "oracle_all", "rrf_all", "zscore_all"}
     assert fused["best_model"] == pytest.approx(max(mrr[(m, "short")] for m in MODELS), abs=1e-6)
-    table = pd.read_csv(layout.fusion_path("toy", "short"), dtype={"query_id": str})
+    table = pd.read_csv(fusion_path("toy", "short"), dtype={"query_id": str})
     assert set(table.members) == {*MODELS, "good+fair", "good+weak", "fair+weak", "good+fair+weak"}
 
-    root = project / layout.FIGURES
+    root = project / FIGURES
     figures = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
     assert figures == [
         "cumulative.png",
@@ -110,7 +112,7 @@ def test_stages_end_to_end(project):
         "pairs/toy-long.png",
         "pairs/toy-short.png",
     ]
-    report = (project / layout.REPORT).read_text()
+    report = (project / REPORT).read_text()
     chance = np.mean(1 / np.arange(1, N_IMAGES + 1))
     assert f"random ranking of {N_IMAGES} images): MRR {chance:.3g}" in report
     short = report[report.index("short labels (12 queries)") :]
@@ -135,8 +137,8 @@ def test_one_model_experiment(project):
     for app in (evaluate.app, fusion.app, render.app):
         invoke(app)
     assert pd.read_csv(project / "metrics/pairs.csv").empty
-    assert list((project / layout.FIGURES / "pairs").iterdir()) == []  # nothing to pair
+    assert list((project / FIGURES / "pairs").iterdir()) == []  # nothing to pair
     # examples fall back to the queries the model ranks worst
-    assert (project / layout.FIGURES / "examples" / "toy-short.png").is_file()
-    report = (project / layout.REPORT).read_text()
+    assert (project / FIGURES / "examples" / "toy-short.png").is_file()
+    report = (project / REPORT).read_text()
     assert "Pairs of the top" not in report and "| 1 | fair" in report

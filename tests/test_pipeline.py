@@ -14,6 +14,7 @@ import yaml
 from kisbench import layout
 from kisbench.data import store
 from kisbench.data.collections import list_images, read_labels
+from kisbench.evaluation.layout import ranks_dir
 from kisbench.tools.smoke import dvc, git
 
 pytestmark = pytest.mark.slow
@@ -46,7 +47,7 @@ def test_every_expected_output(workspace):
                 assert queries.ids == labels.ids
                 assert queries.vectors.shape[-1] == images.vectors.shape[-1]
                 table = pd.read_csv(
-                    workspace / layout.ranks_dir(m, c) / f"{labelset}.csv",
+                    workspace / ranks_dir(m, c) / f"{labelset}.csv",
                     dtype={"query_id": str, "target_id": str},
                 )
                 assert table["target_id"].tolist() == labels.ids

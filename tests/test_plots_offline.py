@@ -14,7 +14,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from kisbench.layout import CURVES, curve_name
+from kisbench.evaluation.layout import CURVES, curve_name
 from kisbench.tools.plot_template import BUILDS, DVC_PLACEHOLDERS, LICENSES, PINS, TEMPLATE
 from kisbench.tools.smoke import deep_merge, dvc_env, git
 from tests.browser import HEADLESS_ARGS, chromium

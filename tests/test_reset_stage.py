@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 
 from kisbench import layout
 from kisbench.data import store
+from kisbench.evaluation.layout import METRICS
+from kisbench.reset.layout import RESET_EXTENDED, RESET_FIGURE, RESET_TABLE, reset_distances_dir
 from stages import reset as reset_stage
 from stages import reset_distances
 from tests.reset_fixture import PAPER, assert_nan_exactly_where_missing, make_reset
@@ -60,8 +62,8 @@ def run_all() -> None:
 def test_stage_outputs(workspace) -> None:  # noqa: ANN001 - the fixture above
     fx = workspace
     run_all()
-    head = json.loads((layout.METRICS / "reset.json").read_text())
-    details = json.loads((layout.METRICS / "reset_details.json").read_text())
+    head = json.loads((METRICS / "reset.json").read_text())
+    details = json.loads((METRICS / "reset_details.json").read_text())
     ref = thesis_reference(fx, list(MODELS), "left")
     assert set(head["consistency_v1"]) == {*PAPER, *MODELS}
     assert head["missing_keyframes"] == len(fx.missing)
@@ -75,15 +77,15 @@ def test_stage_outputs(workspace) -> None:  # noqa: ANN001 - the fixture above
     assert details["counts"]["missing_keyframe"] > 0
     assert details["settings"]["ties"] == "left"
 
-    table = pd.read_csv(layout.RESET_TABLE)
+    table = pd.read_csv(RESET_TABLE)
     assert len(table) == len(PAPER) + len(MODELS)
     assert table["consistency_v1"].is_monotonic_decreasing
     assert set(table.loc[table["source"] == "project", "extractor"]) == set(MODELS)
     assert {"v1_general", "v2_scuba", "pearson_raw", "spearman_c1c2_norm"} <= set(table.columns)
 
-    assert layout.RESET_FIGURE.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert RESET_FIGURE.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    ext = pd.read_csv(layout.RESET_EXTENDED, dtype={"triplet_id": str})
+    ext = pd.read_csv(RESET_EXTENDED, dtype={"triplet_id": str})
     original = pd.read_csv(fx.triplets, dtype={"triplet_id": str})
     assert list(ext.columns[: len(original.columns)]) == list(original.columns)
     pd.testing.assert_frame_equal(ext[original.columns], original)
@@ -100,12 +102,12 @@ def test_missing_reset_file_is_a_clear_error(workspace) -> None:  # noqa: ANN001
     r = run(reset_stage.app, "--collection", COLLECTION)
     assert r.exit_code == 1
     assert "RESET is not public" in r.output
-    assert not layout.RESET_TABLE.exists()
+    assert not RESET_TABLE.exists()
 
 
 def test_missing_distances_is_a_clear_error(workspace) -> None:  # noqa: ANN001
     run_all()
-    shutil.rmtree(layout.reset_distances_dir("siglip_so400m", COLLECTION))
+    shutil.rmtree(reset_distances_dir("siglip_so400m", COLLECTION))
     r = run(reset_stage.app, "--collection", COLLECTION)
     assert r.exit_code == 1
     assert "run its reset-distances" in r.output

@@ -40,7 +40,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from kisbench import config, files
+from kisbench import files
+from kisbench.config import parse_section
+from kisbench.config.embed import Embed
 from kisbench.data import store
 from kisbench.embedding.distributed import SINGLE, Group
 from kisbench.embedding.loaders import Batch, device_batches, pil_batches
@@ -58,13 +60,13 @@ def default_workers(processes_per_node: int = 1) -> int:
 
 
 # The defaults, types and checks of these options are the params `embed` section's.
-_EMBED = config.Embed()
+_EMBED = Embed()
 
 
 @dataclass(frozen=True)
 class EmbedOptions:
     """The ``embed`` section of params.yaml, as far as the image loop uses it
-    (:class:`kisbench.config.Embed` says what each option does)."""
+    (:class:`kisbench.config.embed.Embed` says what each option does)."""
 
     batch_size: int = _EMBED.batch_size
     chunk_size: int = _EMBED.chunk_size  # rounded up to whole batches by checked()
@@ -76,15 +78,15 @@ class EmbedOptions:
     store_dtype: str = _EMBED.store_dtype
 
     @classmethod
-    def from_params(cls, embed: config.Embed | Mapping[str, Any] | None) -> EmbedOptions:
+    def from_params(cls, embed: Embed | Mapping[str, Any] | None) -> EmbedOptions:
         """Options from the params ``embed`` section, typed or as YAML reads it (checked)."""
-        if not isinstance(embed, config.Embed):
-            embed = config.parse_section("embed", embed)
+        if not isinstance(embed, Embed):
+            embed = parse_section("embed", embed)
         return cls(**{f.name: getattr(embed, f.name) for f in fields(cls)}).checked()
 
     def checked(self) -> EmbedOptions:
         """Checked as params.yaml's embed section is: options may also come from code."""
-        config.parse_section("embed", {f.name: getattr(self, f.name) for f in fields(self)})
+        parse_section("embed", {f.name: getattr(self, f.name) for f in fields(self)})
         chunk = -(-self.chunk_size // self.batch_size) * self.batch_size
         return replace(self, chunk_size=chunk)
 

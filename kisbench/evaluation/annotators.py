@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from kisbench import layout
 from kisbench.data.collections import read_labels
 from kisbench.errors import InputError
+from kisbench.evaluation.layout import ranks_dir
 from kisbench.evaluation.metrics import summarize
 
 ANNOTATOR = "annotator"
@@ -75,7 +75,7 @@ def annotator_report(
     annotators = read_annotators(labels_path)
     parts = []
     for model in models:
-        folder = layout.ranks_dir(model, collection)
+        folder = ranks_dir(model, collection)
         tables = sorted(folder.glob("*.csv")) if folder.is_dir() else []
         if not tables:
             raise InputError(f"no ranks tables in {folder}: run its rank stage (dvc repro) first")

@@ -13,6 +13,7 @@ import pandas as pd
 from kisbench import layout
 from kisbench.data.collections import read_labels
 from kisbench.errors import InputError
+from kisbench.evaluation.layout import RANKS_INFO, curve_name, ranks_dir
 from kisbench.evaluation.metrics import cumulative_curve, summarize, value
 from kisbench.evaluation.pairwise import (
     GAIN_COLUMNS,
@@ -61,12 +62,12 @@ def load_rank_sets(models: list[str], collections: list[str]) -> list[RankSet]:
     for collection in collections:
         order = labelset_order(collection)
         for model in models:
-            folder = layout.ranks_dir(model, collection)
+            folder = ranks_dir(model, collection)
             tables = _ordered(list(folder.glob("*.csv")), order) if folder.is_dir() else []
             if not tables:
                 missing.append(str(folder))
                 continue
-            info = json.loads((folder / layout.RANKS_INFO).read_text(encoding="utf-8"))
+            info = json.loads((folder / RANKS_INFO).read_text(encoding="utf-8"))
             for path in tables:
                 df = pd.read_csv(path, dtype={"query_id": str, "target_id": str, "top_ids": str})
                 labelset = path.stem
@@ -184,7 +185,7 @@ def write_curves(tables: dict[tuple[str, str], pd.DataFrame], folder: Path) -> l
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for (collection, labelset), table in tables.items():
-        path = folder / layout.curve_name(collection, labelset)
+        path = folder / curve_name(collection, labelset)
         table.to_csv(path, index=False)
         written.append(path)
     return written

@@ -9,6 +9,7 @@ virtualenv (LAVIS) never breaks the others. This module imports no torch.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,11 +49,13 @@ def model_entry(
 ) -> dict[str, Any]:
     """The params.yaml entry of model ``key``, or an error listing the known keys; a hub
     model's entry gets the ``revision`` that ``lock`` holds for it (`kisbench.models.lock`),
-    so every stage loads the locked commit. A missing lock file locks nothing."""
-    from kisbench.config import Config
+    so every stage loads the locked commit. A missing lock file locks nothing.
+
+    ``params`` is a loaded file or, as YAML reads one, a mapping; this layer does not import
+    the config package, which would put it in every family's code key."""
     from kisbench.models import lock as weights_lock
 
-    models = params.models if isinstance(params, Config) else params.get("models", {})
+    models = params.get("models", {}) if isinstance(params, Mapping) else params.models
     if key not in models:
         raise ModelError(f"unknown model key {key!r}; params.yaml defines: {', '.join(models)}")
     return weights_lock.pinned_entry(key, models[key], lock)

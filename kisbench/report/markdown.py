@@ -14,7 +14,7 @@ import pandas as pd
 
 from kisbench import files
 from kisbench.evaluation.metrics import LOWER_IS_BETTER, RECALL_KS, chance_levels
-from kisbench.layout import figure_name
+from kisbench.report.layout import figure_name
 
 NAMES = {"mrr": "MRR", "median_rank": "median rank", "mean_rank": "mean rank"}
 NAMES |= {f"r@{k}": f"R@{k}" for k in RECALL_KS}

@@ -18,14 +18,18 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from kisbench import config, layout
+from kisbench import layout
+from kisbench.config import Collection, Config
+from kisbench.config.evaluation import Evaluate, Render
 from kisbench.data.collections import list_images, read_labels
 from kisbench.errors import InputError
 from kisbench.evaluation.evaluate import RankSet, load_rank_sets
+from kisbench.evaluation.layout import CURVES, FUSION, METRICS, curve_name, fusion_path
 from kisbench.evaluation.metrics import value
 from kisbench.evaluation.pairwise import top_models
 from kisbench.report import figures, qualitative
 from kisbench.report import markdown as report
+from kisbench.report.layout import FIGURES, REPORT, figure_name
 
 # Columns of the stages' tables that hold names: never parsed as numbers.
 TEXT = {c: str for c in ("collection", "labelset", "model", "model_a", "model_b", "members")}
@@ -49,9 +53,10 @@ class Settings:
     workers: int  # processes drawing figures
 
     @classmethod
-    def from_params(cls, p: config.Config) -> Settings:
-        ev, rn = p.evaluate, p.render
-        entries = {c: p.collections.get(c) or config.Collection() for c in p.run.collections}
+    def from_params(cls, p: Config) -> Settings:
+        ev: Evaluate = p.evaluate
+        rn: Render = p.render
+        entries = {c: p.collections.get(c) or Collection() for c in p.run.collections}
         return cls(
             models=list(p.run.models),
             collections=list(p.run.collections),
@@ -146,7 +151,7 @@ def _jobs(
         best = top_models(values, settings.top_n, settings.headline)
         frame = rank_frame(by_model, best, f"{collection}/{labelset}")
         pairs = [(a, b) for i, a in enumerate(best) for b in best[i + 1 :]]
-        path = layout.fusion_path(collection, labelset, fusion)
+        path = fusion_path(collection, labelset, fusion)
         fused = fused_ranks(path, pairs, frame.index) if pairs else {}
         examples = []
         chosen = choose_examples(frame, settings)
@@ -199,7 +204,7 @@ def draw(job: GraphJob, settings: Settings, out: Path) -> dict[str, Path]:
             title=f"{job.collection}, {job.labelset} labels: top {len(job.ranks)} models by "
             f"{report.name(settings.headline)}",
         )
-        name = layout.figure_name("pairs", job.collection, job.labelset)
+        name = figure_name("pairs", job.collection, job.labelset)
         # A large figure already: 100 dpi keeps it readable and quicker to draw.
         written[name] = figures.save(fig, out / name, dpi=100)
     if job.examples:
@@ -210,7 +215,7 @@ def draw(job: GraphJob, settings: Settings, out: Path) -> dict[str, Path]:
             top=settings.top_images,
             title=f"{job.collection}, {job.labelset} labels",
         )
-        name = layout.figure_name("examples", job.collection, job.labelset)
+        name = figure_name("examples", job.collection, job.labelset)
         written[name] = figures.save(fig, out / name)
     return written
 
@@ -255,11 +260,11 @@ def draw_all(jobs: list[GraphJob], settings: Settings, out: Path) -> dict[str, P
 def render(
     settings: Settings,
     *,
-    curves: Path = layout.CURVES,
-    metrics: Path = layout.METRICS,
-    fusion: Path = layout.FUSION,
-    out: Path = layout.FIGURES,
-    report_path: Path = layout.REPORT,
+    curves: Path = CURVES,
+    metrics: Path = METRICS,
+    fusion: Path = FUSION,
+    out: Path = FIGURES,
+    report_path: Path = REPORT,
 ) -> list[Path]:
     """Draw every figure into ``out`` and write the report; returns the files written."""
     sets = load_rank_sets(settings.models, settings.collections)
@@ -268,7 +273,7 @@ def render(
         (out / kind).mkdir(parents=True, exist_ok=True)
     tables = {}
     for collection, labelset in graphs:
-        path = curves / layout.curve_name(collection, labelset)
+        path = curves / curve_name(collection, labelset)
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found; run the evaluate stage first")
         tables[(collection, labelset)] = pd.read_csv(path)

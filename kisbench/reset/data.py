@@ -18,7 +18,9 @@ from typing import Any
 
 import pandas as pd
 
-from kisbench import config, files
+from kisbench import files
+from kisbench.config import Config, parse_section
+from kisbench.config.reset import Reset
 from kisbench.errors import InputError
 
 DISTANCE_SUFFIXES = ("cosdist_query_candidate1", "cosdist_query_candidate2", "cosdist_candidates")
@@ -152,7 +154,7 @@ def paper_extractors(triplets: pd.DataFrame, path: Path | str = "triplets") -> l
 
 @dataclass(frozen=True)
 class ResetSettings:
-    """The ``reset`` section of params.yaml (:class:`kisbench.config.Reset`), checked against
+    """The ``reset`` section of params.yaml (:class:`kisbench.config.reset.Reset`), checked against
     the models that params.yaml defines."""
 
     participants: Path
@@ -165,13 +167,14 @@ class ResetSettings:
     seed: int
 
     @classmethod
-    def from_params(cls, params: config.Config | Mapping[str, Any]) -> ResetSettings:
+    def from_params(cls, params: Config | Mapping[str, Any]) -> ResetSettings:
         """From a loaded params file or, as YAML reads one, from its ``reset`` and ``models``
         sections."""
-        if isinstance(params, config.Config):
+        section: Reset
+        if isinstance(params, Config):
             section, known = params.reset, params.models
         else:
-            section = config.parse_section("reset", params.get("reset"))
+            section = parse_section("reset", params.get("reset"))
             known = params.get("models") or {}
         models = list(section.models)
         if not models:

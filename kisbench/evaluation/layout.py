@@ -1,0 +1,41 @@
+"""Where the rank, evaluate and fusion stages write, relative to the repository root.
+
+The paths here and in dvc.yaml are the same conventions; change them together.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kisbench.layout import DATA
+
+
+def ranks_dir(model: str, collection: str) -> Path:
+    """Holds ``<labelset>.csv`` for every labelset, and ``RANKS_INFO``."""
+    return DATA / "ranks" / model / collection
+
+
+RANKS_INFO = "info.json"
+
+FUSION = DATA / "fusion"
+
+
+def fusion_path(collection: str, labelset: str, root: Path = FUSION) -> Path:
+    """Per-query ranks of every fused retriever (and each model alone, and the oracle)."""
+    return Path(root) / collection / f"{labelset}.csv"
+
+
+CURVES = Path("plots") / "cumulative"
+
+
+def curve_name(collection: str, labelset: str) -> str:
+    """File name of a cumulative curve table; keys are [a-z0-9_], so '-' splits them."""
+    return f"{collection}-{labelset}.csv"
+
+
+def parse_curve_name(path: Path) -> tuple[str, str]:
+    collection, _, labelset = path.stem.partition("-")
+    return collection, labelset
+
+
+METRICS = Path("metrics")
