@@ -17,7 +17,7 @@ export DVC_NO_ANALYTICS := 1
 export DVC_SITE_CACHE_DIR := $(CURDIR)/.dvc/tmp/site_cache
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: setup browser sshd repro smoke test test-fast lint help check-remote push pull plots \
+.PHONY: setup browser sshd check repro smoke test test-fast lint help check-remote push pull plots \
 	vendor-vega
 
 help:  ## list the targets
@@ -67,8 +67,14 @@ $(LAVIS_VENV)/.installed: requirements-lavis.txt constraints-lavis.txt
 	PIP_CONSTRAINT=$(CURDIR)/constraints-lavis.txt $(LAVIS_BIN)/pip install -r requirements-lavis.txt
 	touch $@
 
-repro: setup  ## dvc repro of the experiment in params.yaml (GPU recommended)
+# The check stage in the DAG looks for near duplicates; this first pass skips them (seconds
+# for 10,000 images) so that a mistake stops `make repro` before DVC starts.
+repro: setup  ## kisbench check, then dvc repro of the experiment in params.yaml (GPU recommended)
+	kisbench check --no-near
 	dvc repro
+
+check: setup  ## params.yaml, collections, images and labels checked; no model (seconds)
+	kisbench check
 
 smoke: setup  ## the whole pipeline offline with tiny models, in .smoke/
 	HF_HUB_OFFLINE=1 kisbench smoke

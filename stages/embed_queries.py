@@ -40,7 +40,10 @@ def main(
     from kisbench.embedding.extract import embed_texts
 
     out = out or layout.queries_dir(model, collection)
-    for labelset, texts in labels.texts.items():
+    for labelset in labels.labelsets:
+        # A partial labelset (empty labels) has queries for some targets only.
+        queries = labels.queries(labelset)
+        ids, texts = list(queries), list(queries.values())
         vectors = embed_texts(m, texts, batch_size=p.embed.batch_size)
         truncated = m.truncated(texts)
         meta = {
@@ -50,9 +53,9 @@ def main(
             "labelset": labelset,
             "count": len(texts),
             "truncated": sum(truncated),
-            "truncated_ids": [i for i, t in zip(labels.ids, truncated, strict=True) if t],
+            "truncated_ids": [i for i, t in zip(ids, truncated, strict=True) if t],
         }
-        store.save(out / labelset, labels.ids, vectors, meta)
+        store.save(out / labelset, ids, vectors, meta)
         typer.echo(
             f"{model}/{collection}/{labelset}: {len(texts)} queries, {sum(truncated)} truncated"
         )

@@ -7,7 +7,13 @@ import typer
 from kisbench.cli import PARAMS, clear_errors, command_line
 from kisbench.config import load_params
 from kisbench.config.evaluation import Evaluate
-from kisbench.evaluation.evaluate import compare, evaluate, load_rank_sets, write_curves
+from kisbench.evaluation.evaluate import (
+    compare,
+    evaluate,
+    leaderboards,
+    load_rank_sets,
+    write_curves,
+)
 from kisbench.evaluation.layout import CURVES, METRICS
 from kisbench.files import write_json
 
@@ -24,9 +30,11 @@ def main(
     """Evaluate the ranks of every model and collection of the experiment (params `run`).
 
     Writes METRICS/kis.json (headline: one number per model, collection and labelset),
-    METRICS/kis_details.json (every metric with its 95% bootstrap CI), METRICS/pairs.csv
-    (paired tests between the top models of each graph), METRICS/gains.csv (each labelset
-    against the first, per model) and CURVES/COLLECTION-LABELSET.csv."""
+    METRICS/kis_details.json (every metric with its 95% confidence interval),
+    METRICS/leaderboard.json (per graph: each model's rank with its interval, which models
+    are tied with #1, the difference the queries can detect), METRICS/pairs.csv (paired
+    tests between the top models of each graph), METRICS/gains.csv (each labelset against
+    the first, per model) and CURVES/COLLECTION-LABELSET.csv."""
     p = load_params(params)
     opts: Evaluate = p.evaluate
     sets = load_rank_sets(p.run.models, p.run.collections)
@@ -35,9 +43,11 @@ def main(
     pairs, gains = compare(sets, headline=opts.headline, top_n=opts.top_models, **stats)
     write_json(metrics / "kis.json", head)
     write_json(metrics / "kis_details.json", details)
+    write_json(metrics / "leaderboard.json", leaderboards(sets, headline=opts.headline, **stats))
     pairs.to_csv(metrics / "pairs.csv", index=False, float_format="%.6g")
     gains.to_csv(metrics / "gains.csv", index=False, float_format="%.6g")
-    for path in [*write_curves(tables, curves), metrics / "pairs.csv", metrics / "gains.csv"]:
+    written = [metrics / name for name in ("leaderboard.json", "pairs.csv", "gains.csv")]
+    for path in [*write_curves(tables, curves), *written]:
         typer.echo(f"wrote {path}")
 
 

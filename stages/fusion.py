@@ -10,6 +10,7 @@ from kisbench.cli import PARAMS, clear_errors, command_line
 from kisbench.config import load_params
 from kisbench.config.evaluation import Evaluate, Fusion
 from kisbench.data import store
+from kisbench.data.duplicates import load_equivalents
 from kisbench.devices import resolve_device
 from kisbench.evaluation.evaluate import labelset_order
 from kisbench.evaluation.fusion import align_inputs, fuse, headline_table, summary
@@ -37,9 +38,11 @@ def main(
     device = str(resolve_device(opts.device))
     for collection in p.run.collections:
         images = {m: store.load(layout.features_dir(m, collection)) for m in models}
+        equivalents, _ = load_equivalents(collection)
         for labelset in labelset_order(collection):
             queries = {m: store.load(layout.queries_dir(m, collection) / labelset) for m in models}
-            inputs = align_inputs(images, queries, where=f"{collection}/{labelset}")
+            where = f"{collection}/{labelset}"
+            inputs = align_inputs(images, queries, where=where, equivalents=equivalents)
             fused = fuse(
                 inputs,
                 methods=tuple(opts.methods),

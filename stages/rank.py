@@ -10,6 +10,7 @@ from kisbench.config import load_params
 from kisbench.config.evaluation import Rank
 from kisbench.data import store
 from kisbench.data.collections import check_targets, read_labels
+from kisbench.data.duplicates import load_equivalents
 from kisbench.devices import resolve_device
 from kisbench.evaluation.layout import RANKS_INFO, ranks_dir
 from kisbench.evaluation.ranking import on_device, rank_table
@@ -28,13 +29,17 @@ def main(
     ),
 ) -> None:
     """Write <labelset>.csv (query_id,target_id,labelset,rank,score,top_ids) per labelset,
-    and info.json (collection size, truncated queries, skipped targets) for the evaluate stage.
+    and info.json (collection size, truncated queries, skipped images and targets, equivalent
+    images) for the evaluate and render stages.
 
     A target that the embed stage skipped as unreadable (its skipped.csv) gets rank
-    images + 1, "never found", and is listed in info.json."""
+    images + 1, "never found", and is listed in info.json. An image the collection declares
+    equivalent to a target (its equivalents.csv, docs/collections.md) is not counted ahead
+    of it; the groups are in info.json too."""
     opts: Rank = load_params(params).rank
     features = layout.features_dir(model, collection)
     images = store.load(features)
+    equivalents, equivalents_file = load_equivalents(collection)
     skipped = store.read_skipped(features)
     labels = read_labels(layout.labels_path(collection))
     skipped_targets = check_targets(labels, images.ids, skipped)
@@ -50,8 +55,12 @@ def main(
     info = {
         "images": len(images.ids),
         "truncated": {},
+        "skipped_images": dict(sorted(skipped.items())),
         "skipped_targets": {i: skipped[i] for i in skipped_targets},
+        "equivalents": equivalents,
     }
+    if equivalents:
+        typer.echo(f"{len(equivalents)} group(s) of equivalent images ({equivalents_file})")
     vectors = on_device(images.vectors, device)  # on a GPU: read once for every labelset
     for labelset in labels.labelsets:
         queries = store.load(layout.queries_dir(model, collection) / labelset)
@@ -65,6 +74,7 @@ def main(
             top_k=opts.top_k,
             device=device,
             layout=images.layout,
+            equivalents=equivalents,
         )
         path = out / f"{labelset}.csv"
         table.to_csv(path, index=False)

@@ -72,7 +72,9 @@ def test_read_annotators(labels: Path, tmp_path: Path) -> None:
 
 
 def test_metrics_by_annotator_match_hand_worked_values(labels: Path) -> None:
-    table = metrics_by_annotator(ranks_table(RANKS), read_annotators(labels), n_boot=50)
+    table = metrics_by_annotator(
+        ranks_table(RANKS), read_annotators(labels), n_images=20, n_boot=50
+    )
     assert list(table["annotator"].unique()) == [EVERYONE, UNATTRIBUTED, "ann", "bob"]
     queries = table.drop_duplicates("annotator").set_index("annotator")["queries"]
     assert queries.to_dict() == {EVERYONE: 6, UNATTRIBUTED: 1, "ann": 3, "bob": 2}
@@ -97,7 +99,9 @@ def test_metrics_by_annotator_match_hand_worked_values(labels: Path) -> None:
 
 def test_queries_missing_from_the_labels_are_an_error(labels: Path) -> None:
     with pytest.raises(InputError, match="'z9'"):
-        metrics_by_annotator(ranks_table({**RANKS, "z9": 3}), read_annotators(labels), n_boot=5)
+        metrics_by_annotator(
+            ranks_table({**RANKS, "z9": 3}), read_annotators(labels), n_images=20, n_boot=5
+        )
 
 
 def write_ranks(root: Path, model: str) -> None:
@@ -105,6 +109,7 @@ def write_ranks(root: Path, model: str) -> None:
     folder.mkdir(parents=True)
     ranks_table(RANKS, "short").to_csv(folder / "short.csv", index=False)
     ranks_table({k: 1 for k in RANKS}, "long").to_csv(folder / "long.csv", index=False)
+    (folder / "info.json").write_text('{"images": 20, "truncated": {}}', encoding="utf-8")
 
 
 def test_report_covers_every_model_and_labelset(

@@ -36,7 +36,7 @@ def test_labels_read_with_line_numbers(tmp_path):
             "ID,short_label,long_label\n1,a,b\n1,c,d\n",
             r"line 3: duplicate ID '1' \(first on line 2\)",
         ),
-        ("ID,short_label,long_label\n1,a,b\n2, ,d\n", r"line 3: empty short_label for ID '2'"),
+        ("ID,short_label,long_label\n1,a,b\n2, ,\n", r"line 3: no label for ID '2'"),
         ("ID,short_label,long_label\n1,a,b\n,c,d\n", r"line 3: empty ID"),
         ("ID,short_label,long_label\n", "no labels"),
         ("", "is empty"),
@@ -135,7 +135,7 @@ def test_embed_stage_unknown_model_and_missing_collection(project):
     proc = run_stage(project, "stages.embed_images", "--model", "nope", "--collection", "demo")
     assert proc.returncode == 1 and "unknown model key 'nope'" in proc.stderr
     proc = run_stage(project, "stages.embed_images", "--model", "tiny_clip", "--collection", "zz")
-    assert proc.returncode == 1 and "unknown collection 'zz'" in proc.stderr
+    assert proc.returncode == 1 and "data/collections/zz/images does not exist" in proc.stderr
     shutil.rmtree(project / "data" / "collections" / "demo" / "images")
     proc = run_stage(project, "stages.embed_images", "--model", "tiny_clip", "--collection", "demo")
     assert proc.returncode == 1 and "data/collections/demo/images does not exist" in proc.stderr

@@ -198,12 +198,15 @@ def test_the_reset_figure_is_among_the_report_figures():
 # stage's closure. kisbench.config loads the section modules it does not need by name.
 SECTIONS_READ = {
     "code-keys": ["run", "reset"],
+    "check": ["run", "collections", "embed", "reset"],
     "embed-images": ["run", "embed"],
     "embed-queries": ["run", "embed"],
     "embed-reset": ["run", "embed"],
+    "tidy": ["run", "reset"],
     "rank": ["rank"],
     "evaluate": ["run", "evaluate"],
     "fusion": ["run", "fusion", "evaluate"],
+    "simulate": ["run", "simulate", "evaluate"],
     "render": ["run", "evaluate", "render", "collections"],
     "reset-distances": ["reset", "collections"],
     "reset": ["reset"],

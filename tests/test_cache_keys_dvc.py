@@ -1,7 +1,8 @@
 """What DVC itself says after an edit, on a copy of the smoke run (one tiny model of every
 family): an edit of one family's adapter changes only that family's embed stages; the tiny
 model builders, the report, the labelling tool and the later stages' params schemas and
-paths change none; a speed-only parameter changes no stage at all."""
+paths change none; a speed-only parameter changes no stage but the check (which reads the
+whole params file and whose gate stays the same)."""
 
 from __future__ import annotations
 
@@ -111,9 +112,13 @@ def test_a_speed_only_parameter_reruns_nothing(workspace):
         data["render"]["workers"] = 1
         data["fusion"]["memory_mb"] = 64
         params.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-        assert json.loads(dvc(workspace, "status", "--json").stdout or "{}") == {}
+        # Only the check, which reads the whole file (any key may be misspelt), re-runs:
+        # seconds, and its gate is unchanged, so nothing after it does.
+        status = set(json.loads(dvc(workspace, "status", "--json").stdout or "{}"))
+        assert status <= {"check@demo"}, status
         proc = dvc(workspace, "repro")
-        assert "Running stage" not in proc.stdout + proc.stderr, proc.stdout
+        ran = set(re.findall(r"Running stage '([^']+)'", proc.stdout))
+        assert ran <= {"check@demo"}, proc.stdout
         # ...while a key that can change the result does change the embed stages:
         data["embed"]["batch_size"] = 7
         params.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")

@@ -12,7 +12,16 @@ import pytest
 from kisbench.models.testing.builders import TINY_MODELS
 
 REPO = Path(__file__).resolve().parents[1]
-TOOLS = ["smoke", "tiny-models", "label", "remote", "attribution", "vendor-vega", "weights"]
+TOOLS = [
+    "check",
+    "smoke",
+    "tiny-models",
+    "label",
+    "remote",
+    "attribution",
+    "vendor-vega",
+    "weights",
+]
 
 
 def kisbench(*args: str) -> subprocess.CompletedProcess[str]:

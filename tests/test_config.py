@@ -156,7 +156,7 @@ def test_defaults_apply_where_a_section_or_key_is_missing(tmp_path):
     assert (cfg.rank.device, cfg.rank.top_k) == ("auto", 10)
     assert (cfg.evaluate.headline, cfg.evaluate.bootstrap, cfg.evaluate.top_models) == (
         "mrr",
-        1000,
+        10000,
         5,
     )
     assert cfg.fusion.methods == ["rrf", "zscore", "minmax"] and cfg.fusion.memory_mb == 512
@@ -202,11 +202,13 @@ def test_a_duplicate_key_is_an_error_not_a_silent_override(tmp_path):
         load_params(path)
 
 
-def test_unknown_collection_lists_the_known_ones(tmp_path):
+def test_a_collection_without_an_entry_takes_the_defaults(tmp_path):
     cfg = load_params(write(tmp_path, MINIMAL, "params.yaml"))
     assert collection_entry(cfg, "c") == config.Collection(xmax=20)
-    with pytest.raises(InputError, match="unknown collection 'zz'; .*params.yaml defines: c"):
-        collection_entry(cfg, "zz")
+    # docs/collections.md: no entry means every key's default, xmax 500
+    assert collection_entry(cfg, "zz") == config.Collection(xmax=500)
+    with pytest.raises(InputError, match="'Z-z': a name uses only .*params.yaml defines: c"):
+        collection_entry(cfg, "Z-z")
 
 
 def test_model_entry_takes_a_loaded_file(tmp_path):
@@ -351,7 +353,7 @@ def test_render_settings_come_from_the_sections():
     params["collections"]["d"] = {"xmax": None}
     s = Settings.from_params(parse(params))
     assert s.xmax == {"c": 20}  # d: no cut
-    assert (s.headline, s.n_boot, s.top_n, s.workers) == ("mrr", 1000, 5, 2)
+    assert (s.headline, s.n_boot, s.top_n, s.workers) == ("mrr", 10000, 5, 2)
 
 
 def test_a_stage_with_a_misspelt_key_exits_1_with_the_message(tmp_path):

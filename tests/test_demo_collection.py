@@ -5,8 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from PIL import Image
 
 from kisbench.data.collections import list_images, read_labels
+from kisbench.data.duplicates import (
+    NEAR_BITS,
+    content_hash,
+    find_duplicates,
+    hamming,
+    perceptual_hash,
+)
 from kisbench.data.sampling import sample_ids
 from kisbench.layout import images_dir, labels_path
 from kisbench.tools.attribution import read_manifest, render
@@ -22,7 +30,7 @@ def demo(repo: Path):
 
 def test_every_label_id_is_an_image_and_unique(repo_root):
     ids, _, labels = demo(repo_root)
-    assert len(ids) == 255
+    assert len(ids) == 252  # docs/collections.md
     assert len(labels.ids) == 100 == len(set(labels.ids))
     assert set(labels.ids) <= set(ids)
 
@@ -59,3 +67,32 @@ def test_labels_file_is_plain_thesis_format(repo_root):
     df = pd.read_csv(repo_root / labels_path("demo"), dtype=str)
     assert list(df.columns) == ["ID", "short_label", "long_label"]
     assert df["ID"].str.fullmatch(r"\d{5}").all()
+
+
+def test_demo_collection_has_no_duplicates(repo_root):
+    """No two demo images are the same file, nor the same picture at another size: pHash
+    Hamming distance above NEAR_BITS (6 of 63 bits) for every pair. The three same-photo
+    pairs it once held (labels/README.md) were at distance 0-2; the closest two different
+    photographs are at 12."""
+    ids, paths, _ = demo(repo_root)
+    assert len({content_hash(p) for p in paths}) == len(paths)
+    hashes = [perceptual_hash(p) for p in paths]
+    closest = min(
+        (hamming(hashes[a], hashes[b]), ids[a], ids[b])
+        for a in range(len(ids))
+        for b in range(a + 1, len(ids))
+    )
+    assert closest[0] > NEAR_BITS, closest
+    assert find_duplicates(ids, paths) == {"exact": [], "near": []}
+
+
+def test_the_hash_finds_a_rescaled_demo_image(repo_root, tmp_path):
+    """The no-duplicates test can fail: a demo photograph saved at half size and lower JPEG
+    quality is found as a near duplicate of the original (and only of it)."""
+    ids, paths, _ = demo(repo_root)
+    with Image.open(paths[0]) as im:
+        im.convert("RGB").resize((im.width // 2, im.height // 2)).save(
+            tmp_path / "copy.jpg", quality=60
+        )
+    found = find_duplicates([*ids, "zcopy"], [*paths, tmp_path / "copy.jpg"])
+    assert found == {"exact": [], "near": [[ids[0], "zcopy"]]}

@@ -151,3 +151,35 @@ def test_rank_stage_still_refuses_unknown_ids(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["--model", "m", "--collection", "c"])
     assert result.exit_code == 1
     assert "did you mean '00088'" in result.output
+
+
+def test_embed_queries_of_a_partial_labelset(tmp_path):
+    """An empty label is no query: each labelset holds only its own targets, in file order,
+    each vector its own text's (the one long label is the text of a short one, so the two
+    vectors must be equal)."""
+    ws = workspace(tmp_path, 4)
+    ids = sorted(p.stem for p in (ws / layout.images_dir("c")).iterdir())
+    labels = ws / layout.labels_path("c")
+    labels.parent.mkdir()
+    labels.write_text(
+        "ID,short_label,long_label\n"
+        f"{ids[0]},a red square,\n{ids[1]},a blue circle,a blue circle\n{ids[2]},,only long\n",
+        encoding="utf-8",
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "stages.embed_queries",
+        "--model",
+        "tiny_clip",
+        "--collection",
+        "c",
+    ]
+    proc = subprocess.run(cmd, cwd=ws, env=env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    short = store.load(ws / layout.queries_dir("tiny_clip", "c") / "short")
+    long = store.load(ws / layout.queries_dir("tiny_clip", "c") / "long")
+    assert short.ids == [ids[0], ids[1]] and long.ids == [ids[1], ids[2]]
+    assert short.meta["count"] == 2 and long.meta["count"] == 2
+    np.testing.assert_allclose(long.vectors[0], short.vectors[1], atol=1e-6)
+    assert not np.allclose(long.vectors[1], short.vectors[1], atol=1e-3)

@@ -142,3 +142,104 @@ def test_one_model_experiment(project):
     assert (project / FIGURES / "examples" / "toy-short.png").is_file()
     report = (project / REPORT).read_text()
     assert "Pairs of the top" not in report and "| 1 | fair" in report
+
+
+def test_equivalents_duplicates_and_skipped_targets_through_the_stages(project):
+    """Image 012 is a byte copy of target 000, declared equivalent; target 011 was skipped
+    by the embed stage (its file is empty): the rank stage does not count 012 ahead of 000
+    (checked against a count written here), the report lists all three facts, and the
+    examples figure never shows 011, even when params ask for it."""
+    from kisbench.data.checks import check_collection, report_path
+
+    images = layout.images_dir("toy")
+    (images / "012.png").write_bytes((images / "000.png").read_bytes())
+    (images / "011.png").write_bytes(b"")
+    (images.parent / "equivalents.csv").write_text("id,same_as\n012,000\n")
+    for model in MODELS:
+        feats = store.load(layout.features_dir(model, "toy"))
+        vectors = np.array(feats.vectors)
+        vectors[12] = vectors[0]  # the same picture, the same vector
+        keep = [i for i, image_id in enumerate(feats.ids) if image_id != "011"]
+        folder = layout.features_dir(model, "toy")
+        store.save(folder, [feats.ids[i] for i in keep], vectors[keep], {})
+        store.write_skipped(folder / store.SKIPPED, [("011", "x/011.png", "empty file")])
+    # Exact duplicates only: the toy images are flat colours, alike to a perceptual hash.
+    found = check_collection(
+        "toy", images, layout.labels_path("toy"), skip_unreadable=True, near=False
+    )
+    report_path("toy").parent.mkdir(parents=True)
+    report_path("toy").write_text(json.dumps(found.summary()))
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["render"]["example_ids"] = ["011", "000", "003"]
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+
+    for model in MODELS:
+        invoke(rank.app, "--model", model, "--collection", "toy")
+    feats = store.load(layout.features_dir("good", "toy"))
+    queries = store.load(layout.queries_dir("good", "toy") / "short")
+    q = np.asarray(queries.vectors[queries.ids.index("000")], np.float64)
+    rows = zip(feats.ids, np.asarray(feats.vectors, np.float64), strict=True)
+    scores = {i: float(v @ q) for i, v in rows}
+    ahead = sum(
+        1 for i, s in scores.items() if i not in ("000", "012") and s >= scores["000"] - 1e-6
+    )
+    table = pd.read_csv(ranks_dir("good", "toy") / "short.csv", dtype={"query_id": str})
+    got = dict(zip(table["query_id"], table["rank"], strict=True))
+    assert got["000"] == ahead + 1
+    assert got["011"] == N_IMAGES - 1 + 1  # skipped: never found (29 images embedded)
+    info = json.loads((ranks_dir("good", "toy") / "info.json").read_text())
+    assert info["equivalents"] == [["000", "012"]]
+    assert info["skipped_images"] == {"011": "empty file"}
+
+    invoke(evaluate.app)
+    invoke(fusion.app)
+    invoke(render.app)
+    fused = pd.read_csv(fusion_path("toy", "short"), dtype={"query_id": str})
+    alone = fused[(fused.method == "single") & (fused.members == "good")]
+    assert dict(zip(alone.query_id, alone["rank"], strict=True)) == got  # equivalents too
+    report = (project / REPORT).read_text()
+    assert "**Skipped images** (1; `embed.on_unreadable: skip`): `011` (empty file)." in report
+    assert "short: `011`; long: `011`." in report
+    flagged = report.split("**Targets with a duplicate** ")[1].split("\n")[0]
+    assert flagged.startswith("(1, exact;")
+    assert flagged.endswith("`000` (012; declared equivalent: not counted ahead).")
+    assert (project / FIGURES / "examples" / "toy-short.png").is_file()
+
+
+def test_a_partial_labelset_through_the_stages(project):
+    """Long labels for 5 of the 12 targets: each labelset is ranked and evaluated on its own
+    queries, the long-vs-short gain pairs the 5 targets that have both, and the report and
+    the figures state the query counts."""
+    labels = pd.read_csv(layout.labels_path("toy"), dtype=str)
+    labels.loc[5:, "long_label"] = ""
+    labels.to_csv(layout.labels_path("toy"), index=False)
+    with_long = list(labels["ID"][:5])
+    for model in MODELS:
+        folder = layout.queries_dir(model, "toy") / "long"
+        full = store.load(folder)
+        store.save(folder, with_long, np.asarray(full.vectors)[:5], {})
+        invoke(rank.app, "--model", model, "--collection", "toy")
+    invoke(evaluate.app)
+    invoke(fusion.app)
+    invoke(render.app)
+    details = json.loads((project / "metrics/kis_details.json").read_text())
+    assert details["toy"]["short"]["good"]["queries"] == 12
+    assert details["toy"]["long"]["good"]["queries"] == 5
+    gains = pd.read_csv(project / "metrics/gains.csv")
+    for m in MODELS:
+        row = gains[gains.model == m].iloc[0]
+        ranks = {
+            ls: pd.read_csv(ranks_dir(m, "toy") / f"{ls}.csv", dtype={"query_id": str})
+            .set_index("query_id")["rank"]
+            .loc[with_long]
+            for ls in ("short", "long")
+        }
+        assert row.queries == 5
+        assert row.value_base == pytest.approx(float(np.mean(1 / ranks["short"])), abs=1e-5)
+        assert row.gain == pytest.approx(
+            float(np.mean(1 / ranks["long"]) - np.mean(1 / ranks["short"])), abs=1e-5
+        )
+    report = (project / REPORT).read_text()
+    assert "### `toy`, short labels (12 queries)" in report
+    assert "### `toy`, long labels (5 queries)" in report
+    assert "### `toy`: long over short labels (5 queries)" in report

@@ -167,7 +167,8 @@ def test_same_inputs_give_identical_embeddings_ranks_and_metrics(model, tmp_path
         images = store.load(tmp_path / name)
         queries = embed_texts(model, texts)
         table = rank_table(images.vectors, images.ids, queries, ids, "short", top_k=5)
-        outcomes.append((images.vectors.copy(), table, summarize(table["rank"].to_numpy())))
+        metrics = summarize(table["rank"].to_numpy(), len(ids))
+        outcomes.append((images.vectors.copy(), table, metrics))
     (v1, t1, m1), (v2, t2, m2) = outcomes
     assert v1.tobytes() == v2.tobytes()
     assert t1.equals(t2)

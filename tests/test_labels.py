@@ -63,6 +63,16 @@ def test_empty_trailing_fields_are_fine_but_an_unquoted_comma_is_an_error(tmp_pa
         read_labels(bad)
 
 
+def test_an_empty_label_is_no_query_of_that_labelset(tmp_path):
+    text = f"{HEADER}\n00001,a,b\n00002,c,\n00003, ,e\n00004,f, \n"
+    labels = read_labels(write(tmp_path, text))
+    assert labels.ids == ["00001", "00002", "00003", "00004"]
+    assert labels.queries("short") == {"00001": "a", "00002": "c", "00004": "f"}
+    assert labels.queries("long") == {"00001": "b", "00003": "e"}
+    assert labels.counts() == {"short": 3, "long": 2}
+    assert labels.texts["long"] == ["b", "", "e", ""]  # aligned with ids, "" = none
+
+
 def test_ids_keep_their_leading_zeros_and_spaces_are_trimmed(tmp_path):
     labels = read_labels(write(tmp_path, f"{HEADER}\n 00088 ,a,b\n88,c,d\n"))
     assert labels.ids == ["00088", "88"]  # two different ids
@@ -86,7 +96,7 @@ def test_utf16_is_named(tmp_path):
         ("00001,a\n", r"line 2: 2 fields, expected 3"),
         ("00001,a,b\n00001,c,d\n", r"line 3: duplicate ID '00001' \(first on line 2\)"),
         (",a,b\n", r"line 2: empty ID"),
-        ("00001, ,b\n", r"line 2: empty short_label"),
+        ("00001, , \n", r"line 2: no label for ID '00001'"),
         ('00001,"a,b\n00002,c,d\n', r"line 3: malformed CSV"),
         ('00001,"a"x,b\n', r"line 2: malformed CSV"),
         ("", r"header but no labels"),

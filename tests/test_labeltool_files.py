@@ -54,6 +54,26 @@ def test_thesis_file_gains_the_column_and_keeps_its_rows(tmp_path: Path) -> None
     assert [r["annotator"] for r in rows(path)] == ["", "", "bob"]
 
 
+def test_a_partial_labelset_keeps_its_empty_labels(tmp_path: Path) -> None:
+    """Long labels for some targets only (empty = no long query): the tool reads such a
+    file, counts its rows as labelled and appends without filling or dropping them."""
+    path = tmp_path / "c.csv"
+    path.write_text(THESIS + "a4,green leaf,\n", encoding="utf-8")
+    store = LabelFiles(path)
+    assert set(store.state().labelled) == {"a1", "a2", "a4"}
+    store.add_label("a5", "yellow cup", "A yellow cup on a saucer.", "bob")
+    after = read_labels(path)
+    assert after.ids == ["a1", "a2", "a4", "a5"]
+    assert after.counts() == {"short": 4, "long": 3}
+    assert "a4" not in after.queries("long")
+    assert rows(path)[2] == {
+        "ID": "a4",
+        "short_label": "green leaf",
+        "long_label": "",
+        "annotator": "",
+    }
+
+
 def test_a_taken_image_is_refused_and_the_files_stay_as_they_were(tmp_path: Path) -> None:
     path = tmp_path / "c.csv"
     path.write_text(THESIS, encoding="utf-8")

@@ -27,12 +27,12 @@ RANKS = np.array([1, 2, 4, 10])  # worked by hand below, collection of 10 images
 
 
 def test_metrics_by_hand():
-    assert recall_at(RANKS, 1) == 0.25
-    assert recall_at(RANKS, 5) == 0.75
-    assert recall_at(RANKS, 10) == 1.0
-    assert mrr(RANKS) == pytest.approx((1 + 1 / 2 + 1 / 4 + 1 / 10) / 4)  # 0.4625
-    assert value(RANKS, "median_rank") == 3.0
-    assert value(RANKS, "mean_rank") == 4.25
+    assert recall_at(RANKS, 1, 10) == 0.25
+    assert recall_at(RANKS, 5, 10) == 0.75
+    assert recall_at(RANKS, 10, 10) == 1.0
+    assert mrr(RANKS, 10) == pytest.approx((1 + 1 / 2 + 1 / 4 + 1 / 10) / 4)  # 0.4625
+    assert value(RANKS, "median_rank", 10) == 3.0
+    assert value(RANKS, "mean_rank", 10) == 4.25
 
 
 def test_curve_by_hand_and_absent_target():
@@ -65,7 +65,7 @@ def test_bootstrap_ci_coverage_on_known_truth():
     hits = {name: 0 for name in truth}
     for rep in range(reps):
         ranks = rng.choice(support, size=100, p=p)
-        ci = summarize(ranks, n_boot=600, seed=rep)
+        ci = summarize(ranks, 200, n_boot=600, seed=rep)
         for name, true in truth.items():
             hits[name] += ci[name]["low"] <= true <= ci[name]["high"]
     for name in truth:
@@ -93,7 +93,7 @@ def test_paired_bootstrap_type_one_error_near_nominal():
     for rep in range(reps):
         a = rng.integers(1, 60, size=100)
         b = rng.integers(1, 60, size=100)
-        rejected += paired_bootstrap(a, b, n_boot=500, seed=rep).p < 0.05
+        rejected += paired_bootstrap(a, b, n_images=60, n_boot=500, seed=rep).p < 0.05
     assert 0.015 <= rejected / reps <= 0.10
 
 
@@ -101,15 +101,15 @@ def test_paired_bootstrap_detects_a_real_difference():
     rng = np.random.default_rng(1)
     a = rng.integers(1, 5, size=100)
     b = a + rng.integers(5, 50, size=100)  # b is worse on every query
-    test = paired_bootstrap(a, b, n_boot=500)
-    assert test.diff == pytest.approx(mrr(a) - mrr(b))
+    test = paired_bootstrap(a, b, n_images=60, n_boot=500)
+    assert test.diff == pytest.approx(mrr(a, 60) - mrr(b, 60))
     assert 0 < test.low <= test.diff <= test.high
     assert test.p == pytest.approx(1 / 501)  # no resample crosses zero
 
 
 def test_paired_bootstrap_identical_models():
     a = np.array([1, 3, 5, 8])
-    test = paired_bootstrap(a, a.copy(), n_boot=100)
+    test = paired_bootstrap(a, a.copy(), n_images=10, n_boot=100)
     assert (test.diff, test.low, test.high, test.p) == (0.0, 0.0, 0.0, 1.0)
 
 
@@ -143,7 +143,9 @@ def test_pairs_table_rows_and_adjustment():
         # same queries in another order: the table must pair by query id, not position
         "bad": series([9, 8, 9, 7, 9, 9], ids).iloc[::-1],
     }
-    table = pairs_table(ranks, ["good", "mid", "bad"], metric="mrr", n_boot=200, seed=0)
+    table = pairs_table(
+        ranks, ["good", "mid", "bad"], metric="mrr", n_images=10, n_boot=200, seed=0
+    )
     assert list(zip(table.model_a, table.model_b, strict=True)) == [
         ("good", "mid"),
         ("good", "bad"),
@@ -153,7 +155,7 @@ def test_pairs_table_rows_and_adjustment():
     assert (row.a_better, row.b_better, row.same_rank) == (4, 1, 1)
     oracle = [1, 1, 1, 1, 3, 1]
     assert row.oracle == pytest.approx(np.mean(1 / np.array(oracle)))
-    assert row.value_a == pytest.approx(mrr(np.array([1, 1, 2, 1, 3, 1])))
+    assert row.value_a == pytest.approx(mrr(np.array([1, 1, 2, 1, 3, 1]), 10))
     # Benjamini-Hochberg over the 3 pairs: q >= p, and the smallest p is scaled by 3 / 1
     assert (table.q_bootstrap >= table.p_bootstrap - 1e-12).all()
     smallest = table.p_bootstrap.min()
@@ -162,10 +164,40 @@ def test_pairs_table_rows_and_adjustment():
     assert bad_row.value_b == pytest.approx(np.mean(1 / np.array([9, 8, 9, 7, 9, 9])))
 
 
+def test_gains_table_pairs_only_the_targets_of_both_labelsets():
+    # short: 4 targets; long (a partial labelset): 2 of them and one short lacks.
+    short = series([4, 2, 10, 1], ["w", "x", "y", "z"])
+    long = series([1, 5, 3], ["y", "x", "v"])
+    table = gains_table(
+        {"short": short, "long": long},
+        ["short", "long"],
+        metric="mrr",
+        n_images=20,
+        n_boot=100,
+        seed=0,
+    )
+    row = table.iloc[0]
+    assert row.queries == 2  # x and y: the only targets with both queries
+    assert row.value_base == pytest.approx((1 / 2 + 1 / 10) / 2)
+    assert row.value == pytest.approx((1 / 5 + 1 / 1) / 2)
+    assert row.gain == pytest.approx(row.value - row.value_base)
+    none = gains_table(
+        {"short": short, "long": series([1], ["q"])},
+        ["short", "long"],
+        metric="mrr",
+        n_images=20,
+        n_boot=100,
+        seed=0,
+    )
+    assert none.empty  # nothing in common: no row
+
+
 def test_gains_table_pairs_by_query():
     ids = ["x", "y", "z"]
     per_labelset = {"short": series([4, 2, 10], ids), "long": series([1, 1, 5], ids)[::-1]}
-    table = gains_table(per_labelset, ["short", "long"], metric="mrr", n_boot=100, seed=0)
+    table = gains_table(
+        per_labelset, ["short", "long"], metric="mrr", n_images=10, n_boot=100, seed=0
+    )
     assert len(table) == 1
     row = table.iloc[0]
     assert (row.base, row.labelset) == ("short", "long")

@@ -66,11 +66,39 @@ def test_metrics_in_range_and_listed_by_exp_show(workspace):
     assert values and all(0 < v <= 1 for v in values)
     details = json.loads((workspace / "metrics" / "kis_details.json").read_text())
     d = details["demo"]["short"]["tiny_clip"]
-    assert d["queries"] == 100 and d["images"] == 255
+    assert d["queries"] == 100 and d["images"] == 252
     assert d["mrr"]["low"] <= d["mrr"]["value"] <= d["mrr"]["high"]
     shown = json.loads(dvc(workspace, "exp", "show", "--json").stdout)
     text = json.dumps(shown)
     assert "metrics/kis.json" in text and str(values[0]) in text
+
+
+def test_simulation_outputs_and_their_display_0_is_the_rank_stage_r_at_64(workspace):
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    sim = params.get("simulate", {})
+    n, rounds = sim.get("display", 64), sim.get("displays", 10)
+    summary = json.loads((workspace / "metrics" / "simulation.json").read_text())
+    for m in params["run"]["models"]:
+        runs = pd.read_csv(
+            workspace / "data" / "simulation" / "demo" / "short.csv", dtype={"query_id": str}
+        )
+        runs = runs[runs["model"] == m]
+        ranks = pd.read_csv(workspace / ranks_dir(m, "demo") / "short.csv", dtype={"query_id": str})
+        at_0 = ranks.set_index("query_id")["rank"] <= n  # the rank stage's R@n, per query
+        for user, part in runs.groupby("user"):
+            found_0 = (part.groupby("query_id")["found_at"].first() == 0).reindex(at_0.index)
+            assert (found_0 == at_0).all(), (m, user)
+            assert part["found_at"].between(-1, rounds).all()
+            entry = summary["demo"]["short"][m][user]
+            assert entry["within_0"]["value"] == pytest.approx(at_0.mean())
+            shares = [entry[f"within_{i}"]["value"] for i in range(rounds + 1)]
+            assert shares == sorted(shares)
+    curve = pd.read_csv(workspace / "plots" / "simulation" / "demo-short-ideal.csv")
+    assert curve["n"].tolist() == list(range(rounds + 1))
+    assert (
+        workspace / "plots" / "figures" / "simulation" / "demo-short.png"
+    ).stat().st_size > 10_000
+    assert "Interactive search, simulated" in (workspace / "reports" / "report.md").read_text()
 
 
 def test_second_repro_runs_nothing(workspace):
@@ -88,5 +116,6 @@ def test_changing_one_label_reruns_only_the_query_side(workspace):
     stages = ran(proc)
     assert "embed-queries@tiny_clip-demo" in stages
     assert "rank@tiny_clip-demo" in stages and "evaluate" in stages
+    assert "simulate" in stages
     assert not any(s.startswith("embed-images") for s in stages), stages
     git(workspace, "checkout", "--", "labels/demo.csv")

@@ -14,7 +14,12 @@ import pytest
 import yaml
 from PIL import Image
 
-from kisbench.evaluation.layout import CURVES, curve_name
+from kisbench.evaluation.layout import (
+    CURVES,
+    SIMULATION_CURVES,
+    curve_name,
+    simulation_curve_name,
+)
 from kisbench.tools.plot_template import BUILDS, DVC_PLACEHOLDERS, LICENSES, PINS, TEMPLATE
 from kisbench.tools.smoke import deep_merge, dvc_env, git
 from tests.browser import HEADLESS_ARGS, chromium
@@ -82,7 +87,8 @@ def browse(page: Path, profile: Path, *action: str) -> subprocess.CompletedProce
 
 def plots_workspace(dst: Path) -> Path:
     """The project's plot definitions (dvc.yaml, params, .dvc/config, vendor/) with a
-    hand-made cumulative curve per labelset; no pipeline run needed."""
+    hand-made cumulative curve per labelset and a simulation curve for one user; no pipeline
+    run needed."""
     for rel in ("dvc.yaml", ".dvc/config", ".dvc/.gitignore", ".gitignore"):
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, dst / rel)
@@ -95,6 +101,10 @@ def plots_workspace(dst: Path) -> Path:
         path = dst / CURVES / curve_name("demo", labelset)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("k,tiny_clip\n" + rows, encoding="utf-8")
+    rows = "".join(f"{n},{min(1.0, 0.2 + n / 10):.4f}\n" for n in range(11))
+    path = dst / SIMULATION_CURVES / simulation_curve_name("demo", "short", "ideal")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("n,tiny_clip\n" + rows, encoding="utf-8")
     git(dst, "init", "-q", "-b", "main")
     git(dst, "add", "-A")
     git(dst, "commit", "-q", "-m", "plots")
@@ -135,7 +145,7 @@ def test_plots_render_offline_in_chromium(tmp_path: Path) -> None:
 
     dom = browse(page, tmp_path / "profile1", "--dump-dom").stdout
     counts = rendered_plots(dom)
-    assert len(counts) == 2, counts  # one plot per labelset
+    assert len(counts) == 3, counts  # a cumulative plot per labelset, a simulation plot
     assert all(n == 1 for n in counts.values()), counts
 
     # Lines were drawn, not only empty canvases: pixels of DVC's first line colour.
@@ -153,4 +163,4 @@ def test_plots_render_offline_in_chromium(tmp_path: Path) -> None:
     control = plots_show(ws, "cdn", "--html-template", str(cdn_template))
     assert "cdn.jsdelivr" in control.read_text(encoding="utf-8")
     control_counts = rendered_plots(browse(control, tmp_path / "profile3", "--dump-dom").stdout)
-    assert len(control_counts) == 2 and not any(control_counts.values()), control_counts
+    assert len(control_counts) == 3 and not any(control_counts.values()), control_counts

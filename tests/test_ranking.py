@@ -6,18 +6,29 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kisbench.evaluation.ranking import MISSING, TIE_EPS, rank_table, rank_targets
+from kisbench.evaluation.ranking import (
+    MISSING,
+    TIE_EPS,
+    equivalent_pairs,
+    rank_table,
+    rank_targets,
+    target_ranks,
+)
 
 
 def unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def brute_force(queries: np.ndarray, images: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Per query: score every image in float64, one by one; count the others at or above."""
+def brute_force(
+    queries: np.ndarray, images: np.ndarray, targets: np.ndarray, same: dict | None = None
+) -> np.ndarray:
+    """Per query: score every image in float64, one by one; count the others at or above,
+    except the images in ``same[query]`` (those equivalent to its target)."""
     n = len(images)
     out = []
-    for q, t in zip(queries.astype(np.float64), targets, strict=True):
+    for m, (q, t) in enumerate(zip(queries.astype(np.float64), targets, strict=True)):
+        excluded = (same or {}).get(m, set())
         if t < 0:
             out.append(n + 1)
             continue
@@ -25,7 +36,11 @@ def brute_force(queries: np.ndarray, images: np.ndarray, targets: np.ndarray) ->
         for img in images.astype(np.float64):
             vecs = img.reshape(-1, img.shape[-1])
             scores.append(max(float(v @ q) for v in vecs))
-        ahead = sum(1 for j, s in enumerate(scores) if j != t and s >= scores[t] - TIE_EPS)
+        ahead = sum(
+            1
+            for j, s in enumerate(scores)
+            if j != t and j not in excluded and s >= scores[t] - TIE_EPS
+        )
         out.append(ahead + 1)
     return np.array(out)
 
@@ -65,6 +80,68 @@ def test_matches_brute_force_with_duplicates_and_a_missing_target(multi):
     assert (got.ranks[3:8] == 1).all()
 
 
+def test_hand_worked_example_with_an_equivalent():
+    # The hand-worked example above; image 3 is declared equivalent to image 0.
+    images = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [1.0, 0.0]], dtype=np.float32)
+    queries = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    targets = np.array([0, 2, 3])
+    pairs = equivalent_pairs(["i0", "i2", "i3"], {f"i{k}": k for k in range(4)}, [["i0", "i3"]])
+    assert pairs.tolist() == [[0, 3], [2, 0]]
+    result = rank_targets(queries, images, targets, equivalents=pairs)
+    # q0 -> image 0 ties image 3, its equivalent: not counted -> rank 1 (was 2)
+    # q1 -> image 2 (0.6): images 0 and 3 are not its equivalents -> rank 3, unchanged
+    # q2 -> image 3 (0.0) ties image 0, its equivalent (not counted), behind 1, 2 -> rank 3
+    assert result.ranks.tolist() == [1, 3, 3]
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_equivalents_match_brute_force_across_chunks(multi):
+    rng = np.random.default_rng(11)
+    shape = (200, 2, 8) if multi else (200, 8)
+    images = unit(rng.normal(size=shape)).astype(np.float32)
+    images[5] = images[150]  # an exact duplicate, declared equivalent below
+    images[60] = images[61]  # another, not declared: still counts ahead
+    queries = unit(rng.normal(size=(30, 8))).astype(np.float32)
+    targets = rng.integers(0, 200, size=30)
+    targets[:4] = [5, 150, 60, MISSING]
+    queries[:3] = images[targets[:3]] if not multi else images[targets[:3], 0]
+    ids = [f"x{k:03d}" for k in range(200)]
+    groups = [["x005", "x150", "x099"], ["x010", "x011"]]
+    targets[4:6] = [10, 99]
+    same = {}
+    for m, t in enumerate(targets):
+        for g in groups:
+            if t >= 0 and ids[t] in g:
+                same[m] = {ids.index(j) for j in g} - {t}
+    pairs = equivalent_pairs(
+        [ids[t] if t >= 0 else "gone" for t in targets], {i: k for k, i in enumerate(ids)}, groups
+    )
+    got = rank_targets(queries, images, targets, equivalents=pairs, chunk_bytes=30 * 4 * 7)
+    np.testing.assert_array_equal(got.ranks, brute_force(queries, images, targets, same))
+    assert got.ranks[0] == 1 and got.ranks[1] == 1  # the declared duplicate: not ahead
+    assert got.ranks[2] >= 2  # the undeclared one still is
+    assert got.ranks[3] == 201
+    whole = rank_targets(queries, images, targets, equivalents=pairs, chunk_bytes=1 << 30)
+    np.testing.assert_array_equal(whole.ranks, got.ranks)
+
+
+def test_rank_table_equivalents_by_id():
+    images = unit(np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=np.float32))
+    ids = ["a", "b", "c"]
+    plain = rank_table(images, ids, images[[0, 2]], ["a", "c"], "short")
+    same = rank_table(images, ids, images[[0, 2]], ["a", "c"], "short", equivalents=[["b", "a"]])
+    assert plain["rank"].tolist() == [2, 1] and same["rank"].tolist() == [1, 1]
+    # An equivalent that is not among the images (skipped by the embed stage) is ignored.
+    gone = rank_table(images, ids, images[[0]], ["a"], "short", equivalents=[["a", "zz"]])
+    assert gone["rank"].tolist() == [2]
+
+
+def test_an_image_equivalent_to_itself_is_an_error():
+    images = unit(np.eye(3, dtype=np.float32))
+    with pytest.raises(ValueError, match="itself"):
+        rank_targets(images, images, np.array([0, 1, 2]), equivalents=np.array([[1, 1]]))
+
+
 def test_chunked_equals_single_block():
     rng = np.random.default_rng(3)
     images = unit(rng.normal(size=(1000, 32))).astype(np.float32)
@@ -96,3 +173,20 @@ def test_rank_table_columns_and_missing_target():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="shape"):
         rank_targets(np.ones((2, 3), np.float32), np.ones((4, 5), np.float32), np.zeros(2, int))
+
+
+def test_whole_row_ranks_honour_equivalents_like_the_brute_force():
+    """target_ranks (fusion's tie policy on whole score rows) with equivalents."""
+    rng = np.random.default_rng(2)
+    images = unit(rng.normal(size=(50, 6))).astype(np.float32)
+    images[7] = images[3]
+    queries = unit(rng.normal(size=(12, 6))).astype(np.float32)
+    targets = rng.integers(0, 50, size=12)
+    targets[:2] = [3, 7]
+    queries[:2] = images[[3, 7]]
+    same = {0: {7}, 1: {3, 20}}
+    pairs = np.array([(m, j) for m, js in same.items() for j in sorted(js)])
+    scores = queries @ images.T
+    got = target_ranks(scores, targets, equivalents=pairs)
+    np.testing.assert_array_equal(got, brute_force(queries, images, targets, same))
+    assert got[0] == 1 and got[1] == 1

@@ -55,3 +55,28 @@ def test_reset_stages_in_dvc(tmp_path: Path) -> None:
     assert (ws / "data" / "reset_results" / "triplets_extended.csv").is_file()
     status = dvc(ws, "status", f"reset@{COLLECTION}").stdout
     assert "up to date" in status, status
+
+
+@pytest.mark.slow
+def test_reset_from_its_files_alone_in_dvc(tmp_path: Path) -> None:
+    """reset.models: []: no embed-reset or reset-distances stage, no keyframe, no model;
+    `dvc repro reset@<collection>` scores RESET's own extractors from triplets.csv alone and
+    runs nothing of the KIS pipeline."""
+    overrides = yaml.safe_load((REPO / "params.smoke.yaml").read_text(encoding="utf-8"))
+    ws = make_workspace(REPO, tmp_path / "ws", overrides)
+    make_reset(ws / "data" / "reset", seed=2, models={})
+    params = yaml.safe_load((ws / "params.yaml").read_text(encoding="utf-8"))
+    params["run"]["reset"] = [COLLECTION]
+    params["reset"] |= {"models": [], "bootstrap": 50}
+    (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+    listed = dvc(ws, "stage", "list").stdout
+    assert f"reset@{COLLECTION}" in listed
+    assert "embed-reset@" not in listed and "reset-distances@" not in listed
+    proc = dvc(ws, "repro", f"reset@{COLLECTION}", check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Running stage 'embed" not in proc.stdout and "code-keys" not in proc.stdout
+    head = json.loads((ws / "metrics" / "reset.json").read_text())
+    assert set(head["consistency_v1"]) == set(PAPER)
+    assert not (ws / "data" / "collections" / COLLECTION).exists()
+    assert not (ws / "data" / "features").exists()

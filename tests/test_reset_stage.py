@@ -118,3 +118,22 @@ def test_missing_embeddings_is_a_clear_error(workspace) -> None:  # noqa: ANN001
     r = run(reset_distances.app, "--model", "clip_b32", "--collection", COLLECTION)
     assert r.exit_code == 1
     assert "not a complete embedding set" in r.output
+
+
+def test_reset_from_its_files_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """reset.models: []: RESET's extractors scored from triplets.csv alone, with no
+    distances folder, keyframe or embedding, as the thesis' reference scores them."""
+    fx = make_reset(tmp_path / "data" / "reset", seed=7, models={})
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    params["run"]["reset"] = [COLLECTION]
+    params["reset"] |= {"models": [], "bootstrap": 50}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    r = run(reset_stage.app, "--collection", COLLECTION)
+    assert r.exit_code == 0, r.output
+    head = json.loads((METRICS / "reset.json").read_text())
+    assert set(head["consistency_v1"]) == set(PAPER)
+    ref = thesis_reference(fx, [], "left")
+    for x, value in head["consistency_v1"].items():
+        assert value == pytest.approx(np.mean(ref[x]["v1"]), abs=1e-6), x
+    assert not Path("data/features").exists() and not Path("data/reset_distances").exists()

@@ -86,6 +86,11 @@ def test_provenance_has_the_common_record(loaded) -> None:
     assert prov["vectors"] == expected.to_meta()
     assert prov["preprocess"] == repr(model.image_transform)
     assert isinstance(prov["library"], str) and prov["library"]
+    # The learned temperature the simulate stage starts from (docs/simulation.md): each
+    # family's own where it has one, None where the features have none.
+    scale = prov["logit_scale"]
+    has_scale = model.spec.family in ("open_clip", "align") or getattr(model, "mode", "") == "itc"
+    assert (isinstance(scale, float) and scale > 0) if has_scale else scale is None, (key, scale)
     json.dumps(prov)  # it goes into meta.json as it is
 
 

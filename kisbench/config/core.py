@@ -93,12 +93,16 @@ def _check_name(key: Any, where: str, problems: list[str]) -> None:
 
 
 def collection_entry(config: Config, name: str) -> Collection:
-    """The entry of collection ``name``, or an error listing the collections defined."""
-    if name not in config.collections:
+    """The entry of collection ``name``; a collection without one takes every key's default
+    (xmax 500: the graphs show ranks up to 500, or the whole collection when it is smaller),
+    so that a folder of images and a labels file are enough. A name that is neither an
+    entry nor a folder is the images reader's error (and `kisbench check`'s)."""
+    if not NAME.fullmatch(name):
         raise InputError(
-            f"unknown collection {name!r}; {config.source} defines: {', '.join(config.collections)}"
+            f"collection {name!r}: a name uses only a-z, 0-9 and _ (DVC joins names with '-'); "
+            f"{config.source} defines: {', '.join(config.collections)}"
         )
-    return config.collections[name]
+    return config.collections.get(name) or Collection()
 
 
 # The sections of this module (`kisbench.config` collects them): one dataclass each, and

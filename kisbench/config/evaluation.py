@@ -39,10 +39,10 @@ class Evaluate:
         why="the one metric per model/collection/labelset in metrics/kis.json",
     )
     bootstrap: int = opt(
-        1000,
+        10000,
         cache_key=True,
         minimum=1,
-        why="resamples for the 95% confidence intervals and paired tests",
+        why="resamples for the 95% confidence intervals, paired tests and leaderboards",
     )
     seed: int = opt(0, cache_key=True, minimum=0, why="the bootstrap's random seed")
     top_models: int = opt(

@@ -4,7 +4,9 @@ A collection is a folder of images, ``data/collections/<name>/images/``; an imag
 its path relative to that folder, without the extension (``00042.jpg`` -> ``00042``,
 ``06925/shot06925_31_RKF.jpg`` -> ``06925/shot06925_31_RKF``). A labels file,
 ``labels/<name>.csv``, is the thesis' format: ``ID,short_label,long_label``; every
-``<set>_label`` column is one labelset (query set) named ``<set>``.
+``<set>_label`` column is one labelset (query set) named ``<set>``. A labelset may be
+partial: an empty label means "no query of that labelset for this target" (short labels
+for 100 targets, long ones for 20 of them), but every row has at least one label.
 """
 
 from __future__ import annotations
@@ -58,12 +60,22 @@ class Labels:
 
     path: Path
     ids: list[str]
-    texts: dict[str, list[str]]  # labelset -> texts in the order of ``ids``
+    # labelset -> texts in the order of ``ids``; "" where the target has no query of that
+    # labelset (a partial labelset): read them through ``queries``.
+    texts: dict[str, list[str]]
     lines: list[int] = field(default_factory=list)  # the file line each id starts on
 
     @property
     def labelsets(self) -> list[str]:
         return list(self.texts)
+
+    def queries(self, labelset: str) -> dict[str, str]:
+        """The labelset's queries: target id -> text, in file order, absent ones left out."""
+        return {i: t for i, t in zip(self.ids, self.texts[labelset], strict=True) if t}
+
+    def counts(self) -> dict[str, int]:
+        """Queries per labelset."""
+        return {name: sum(1 for t in texts if t) for name, texts in self.texts.items()}
 
 
 def _decode(path: Path, raw: bytes) -> str:
@@ -150,10 +162,13 @@ def _parse(path: Path, reader: Iterator[list[str]]) -> Labels:
                 f"(first on line {first_line[image_id]})"
             )
         first_line[image_id] = line
-        for name, col in cols.items():
-            label = " ".join(row[col].split())
-            if not label:
-                raise InputError(f"{path}, line {line}: empty {name} for ID {image_id!r}")
+        row_labels = {name: " ".join(row[col].split()) for name, col in cols.items()}
+        if not any(row_labels.values()):
+            raise InputError(
+                f"{path}, line {line}: no label for ID {image_id!r} "
+                f"(every {', '.join(label_cols)} is empty)"
+            )
+        for name, label in row_labels.items():
             texts[name.removesuffix(LABEL_SUFFIX)].append(label)
         ids.append(image_id)
         lines.append(line)

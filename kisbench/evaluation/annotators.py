@@ -2,19 +2,20 @@
 
 The labels file's optional ``annotator`` column says who labelled each image; a ranks table
 (``query_id,target_id,labelset,rank,...``) is split by the annotator of its query and each
-part gets the usual metrics with bootstrap intervals (``kisbench.evaluation.metrics.summarize``).
+part gets the usual metrics with their intervals (``kisbench.evaluation.metrics.summarize``).
 Rows without an annotator (the thesis' files have no such column) form their own group.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 
 from kisbench.data.collections import read_labels
 from kisbench.errors import InputError
-from kisbench.evaluation.layout import ranks_dir
+from kisbench.evaluation.layout import RANKS_INFO, ranks_dir
 from kisbench.evaluation.metrics import summarize
 
 ANNOTATOR = "annotator"
@@ -37,12 +38,14 @@ def metrics_by_annotator(
     ranks: pd.DataFrame,
     annotators: dict[str, str],
     *,
+    n_images: int,
     source: str = "ranks",
     n_boot: int = 1000,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Metrics of all queries and of each annotator's: a long table with columns
-    ``annotator, queries, metric, value, low, high`` (``EVERYONE`` first)."""
+    ``annotator, queries, metric, value, low, high`` (``EVERYONE`` first). ``n_images``:
+    the collection size (a rank above it is a target never found)."""
     query_ids = ranks["query_id"].astype(str)
     unknown = sorted(set(query_ids) - set(annotators))
     if unknown:
@@ -56,7 +59,7 @@ def metrics_by_annotator(
     groups += [(name, ranks["rank"][who == name]) for name in sorted(who.unique())]
     rows = []
     for name, part in groups:
-        summary = summarize(part.to_numpy(), n_boot=n_boot, seed=seed)
+        summary = summarize(part.to_numpy(), n_images, n_boot=n_boot, seed=seed)
         for metric, m in summary.items():
             rows.append({ANNOTATOR: name, "queries": len(part), "metric": metric, **m})
     return pd.DataFrame(rows, columns=[ANNOTATOR, "queries", "metric", "value", "low", "high"])
@@ -79,10 +82,11 @@ def annotator_report(
         tables = sorted(folder.glob("*.csv")) if folder.is_dir() else []
         if not tables:
             raise InputError(f"no ranks tables in {folder}: run its rank stage (dvc repro) first")
+        n_images = int(json.loads((folder / RANKS_INFO).read_text(encoding="utf-8"))["images"])
         for path in tables:
             ranks = pd.read_csv(path, dtype={"query_id": str, "target_id": str})
             part = metrics_by_annotator(
-                ranks, annotators, source=str(path), n_boot=n_boot, seed=seed
+                ranks, annotators, n_images=n_images, source=str(path), n_boot=n_boot, seed=seed
             )
             part.insert(0, "labelset", path.stem)
             part.insert(0, "collection", collection)

@@ -14,10 +14,21 @@ from kisbench import layout
 from kisbench.data.collections import read_labels
 from kisbench.errors import InputError
 from kisbench.evaluation.layout import RANKS_INFO, curve_name, ranks_dir
-from kisbench.evaluation.metrics import cumulative_curve, summarize, value
+from kisbench.evaluation.leaderboard import graph_leaderboard
+from kisbench.evaluation.metrics import (
+    chance_test,
+    cumulative_curve,
+    significant,
+    summarize,
+    value,
+)
 from kisbench.evaluation.pairwise import (
     GAIN_COLUMNS,
+    GAIN_TESTS,
     PAIR_COLUMNS,
+    PAIR_TESTS,
+    adjust,
+    align,
     gains_table,
     pairs_table,
     top_models,
@@ -89,30 +100,42 @@ def load_rank_sets(models: list[str], collections: list[str]) -> list[RankSet]:
 
 
 def evaluate(
-    sets: list[RankSet], *, headline: str = "mrr", n_boot: int = 1000, seed: int = 0
+    sets: list[RankSet], *, headline: str = "mrr", n_boot: int = 10000, seed: int = 0
 ) -> tuple[dict[str, Any], dict[str, Any], dict[tuple[str, str], pd.DataFrame]]:
     """Headline metrics, detailed metrics and cumulative curves of every rank set.
 
     Headline: ``{headline: {collection: {labelset: {model: value}}}}``, one number per
     model, collection and labelset, so that ``dvc exp show`` stays readable. Details hold
-    every metric with its bootstrap CI. Curves: one wide table per (collection, labelset),
-    column ``k`` plus one column per model.
+    every metric with its confidence interval (``kisbench.evaluation.metrics``: exact
+    binomial for R@k, studentized bootstrap for MRR and mean rank, order statistics for the
+    median), numbers to 6 significant digits, and ``vs_chance``: the headline's one-sided
+    p-values against a random ranking (``chance_test``). Curves: one wide table per
+    (collection, labelset), column ``k`` plus one column per model.
     """
     head: dict[str, Any] = {}
     details: dict[str, Any] = {}
     curves: dict[tuple[str, str], dict[str, np.ndarray]] = {}
     for s in sets:
-        summary = summarize(s.ranks, n_boot=n_boot, seed=seed)
+        summary = summarize(s.ranks, s.n_images, n_boot=n_boot, seed=seed)
         if headline not in summary:
             raise InputError(f"unknown headline metric {headline!r}; known: {', '.join(summary)}")
-        head.setdefault(s.collection, {}).setdefault(s.labelset, {})[s.model] = round(
-            summary[headline]["value"], 6
+        head.setdefault(s.collection, {}).setdefault(s.labelset, {})[s.model] = significant(
+            summary[headline]["value"]
         )
         details.setdefault(s.collection, {}).setdefault(s.labelset, {})[s.model] = {
             "queries": len(s.ranks),
             "images": s.n_images,
             "truncated_queries": s.truncated,
-            **{name: {k: round(v, 6) for k, v in m.items()} for name, m in summary.items()},
+            **{name: {k: significant(v) for k, v in m.items()} for name, m in summary.items()},
+            "vs_chance": {
+                "metric": headline,
+                **{
+                    k: significant(v)
+                    for k, v in chance_test(
+                        s.ranks, headline, s.n_images, n_sims=n_boot, seed=seed
+                    ).items()
+                },
+            },
         }
         curves.setdefault((s.collection, s.labelset), {})[s.model] = cumulative_curve(
             s.ranks, s.n_images
@@ -122,7 +145,7 @@ def evaluate(
         n = max(len(c) for c in by_model.values())
         table = pd.DataFrame({"k": np.arange(1, n + 1)})
         for model, curve in by_model.items():
-            table[model] = np.round(curve, 6)
+            table[model] = curve
         tables[key] = table
     return {headline: head}, details, tables
 
@@ -132,18 +155,22 @@ def compare(
     *,
     headline: str = "mrr",
     top_n: int = 5,
-    n_boot: int = 1000,
+    n_boot: int = 10000,
     seed: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Paired comparisons: every pair of the ``top_n`` models of each (collection,
     labelset) by the headline metric, and every model's gain of each labelset over the
-    first one of its collection. Both tables use the headline metric."""
+    first one of its collection. Both tables use the headline metric.
+
+    Benjamini-Hochberg families: for each test, all pairs of the experiment (every
+    collection and labelset) form one family, and all gains another."""
     graphs: dict[tuple[str, str], dict[str, RankSet]] = {}
     for s in sets:
         graphs.setdefault((s.collection, s.labelset), {})[s.model] = s
     pairs = []
     for (collection, labelset), by_model in graphs.items():
-        values = {m: value(s.ranks, headline) for m, s in by_model.items()}
+        values = {m: value(s.ranks, headline, s.n_images) for m, s in by_model.items()}
+        n_images = _one_size(by_model.values(), f"{collection}/{labelset}")
         best = top_models(values, top_n, headline)
         ranks = {m: by_model[m].by_query for m in best}
         pairs.append(
@@ -151,6 +178,7 @@ def compare(
                 ranks,
                 best,
                 metric=headline,
+                n_images=n_images,
                 n_boot=n_boot,
                 seed=seed,
                 collection=collection,
@@ -158,13 +186,16 @@ def compare(
             )
         )
     per_model: dict[tuple[str, str], dict[str, pd.Series]] = {}
+    sizes: dict[tuple[str, str], int] = {}
     for s in sets:
         per_model.setdefault((s.collection, s.model), {})[s.labelset] = s.by_query
+        sizes[(s.collection, s.model)] = s.n_images
     gains = [
         gains_table(
             by_labelset,
             list(by_labelset),
             metric=headline,
+            n_images=sizes[(collection, model)],
             n_boot=n_boot,
             seed=seed,
             collection=collection,
@@ -173,7 +204,42 @@ def compare(
         for (collection, model), by_labelset in per_model.items()
         if len(by_labelset) > 1
     ]
-    return _concat(pairs, PAIR_COLUMNS), _concat(gains, GAIN_COLUMNS)
+    return (
+        adjust(_concat(pairs, PAIR_COLUMNS), PAIR_TESTS)[PAIR_COLUMNS],
+        adjust(_concat(gains, GAIN_COLUMNS), GAIN_TESTS)[GAIN_COLUMNS],
+    )
+
+
+def leaderboards(
+    sets: list[RankSet], *, headline: str = "mrr", n_boot: int = 10000, seed: int = 0
+) -> dict[str, Any]:
+    """``{collection: {labelset: leaderboard}}`` over every model of each graph
+    (``kisbench.evaluation.leaderboard.graph_leaderboard``), queries paired by id."""
+    graphs: dict[tuple[str, str], dict[str, RankSet]] = {}
+    for s in sets:
+        graphs.setdefault((s.collection, s.labelset), {})[s.model] = s
+    out: dict[str, Any] = {}
+    for (collection, labelset), by_model in graphs.items():
+        where = f"{collection}/{labelset}"
+        models = list(by_model)
+        first = by_model[models[0]].by_query
+        ranks = {m: align(first, by_model[m].by_query, where)[1] for m in models}
+        board = graph_leaderboard(
+            ranks, _one_size(by_model.values(), where), metric=headline, n_boot=n_boot, seed=seed
+        )
+        out.setdefault(collection, {})[labelset] = board
+    return out
+
+
+def _one_size(sets: Any, where: str) -> int:
+    """The collection size shared by every rank set of one graph."""
+    sizes = {s.n_images for s in sets}
+    if len(sizes) != 1:
+        raise InputError(
+            f"{where}: the models ranked different numbers of images ({sorted(sizes)}); "
+            "re-run their rank stages (`dvc repro`)"
+        )
+    return sizes.pop()
 
 
 def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
@@ -186,6 +252,6 @@ def write_curves(tables: dict[tuple[str, str], pd.DataFrame], folder: Path) -> l
     written = []
     for (collection, labelset), table in tables.items():
         path = folder / curve_name(collection, labelset)
-        table.to_csv(path, index=False)
+        table.to_csv(path, index=False, float_format="%.6g")  # significant digits
         written.append(path)
     return written

@@ -1,16 +1,19 @@
 """Fusion of several models into one retriever, evaluated like any model.
 
 The thesis judged combining two models only by the complementary curve (per query the
-better of the two ranks), an oracle no system can reach. Here the combinations are real
-retrievers, scored over every image of the collection:
+better of the two ranks, the "oracle"). That is the per-query best of the models: a bound
+for choosing one model per query, not for fusion, since a fused list can place a target
+above where either model put it (fusion beats it in 6 of the smoke run's 24 set-ups). Here
+the combinations are real retrievers, scored over every image of the collection:
 
 - ``rrf``: reciprocal rank fusion, ``sum_m 1 / (k + rank_m(image))``;
 - ``zscore``: sum of each model's scores standardised per query over the whole collection;
 - ``minmax``: sum of each model's scores rescaled per query to [0, 1];
 
 next to ``single`` (each model alone, from the same scores) and ``oracle`` (the
-complementary ranks). The target's rank in a fused list follows ``kisbench.evaluation.ranking``'s
-pessimistic tie policy, with the tolerance carried through each normalisation.
+per-query best of the members' ranks). The target's rank in a fused list follows
+``kisbench.evaluation.ranking``'s pessimistic tie policy, with the tolerance carried through
+each normalisation.
 
 Memory: every model's (queries x images) float32 scores are computed once and kept in RAM,
 or written to a temporary memory-mapped file when they exceed the budget; queries are then
@@ -22,7 +25,7 @@ row over all models must fit (12 bytes per image and model: 120 MB for 1,000,000
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -33,9 +36,21 @@ from tqdm import tqdm
 
 from kisbench.data.store import EmbeddingSet, VectorLayout
 from kisbench.errors import InputError
-from kisbench.evaluation.metrics import LOWER_IS_BETTER, interval, metric_names, value
+from kisbench.evaluation.metrics import (
+    LOWER_IS_BETTER,
+    interval,
+    metric_names,
+    significant,
+    value,
+)
 from kisbench.evaluation.pairwise import complementary
-from kisbench.evaluation.ranking import MISSING, TIE_EPS, score_matrix, target_ranks
+from kisbench.evaluation.ranking import (
+    MISSING,
+    TIE_EPS,
+    equivalent_pairs,
+    score_matrix,
+    target_ranks,
+)
 
 METHODS = ("rrf", "zscore", "minmax")
 # An RRF term is a float64 reciprocal below 1/k: summing tens of them errs by under 1e-15,
@@ -115,13 +130,20 @@ class Inputs:
     # per model, the images' declared layout (their EmbeddingSet's); None: each array's
     # shape implies it (the legacy rule)
     layouts: list[VectorLayout] | None = None
+    # (E, 2) pairs (query row, image row): images equivalent to the query's target, which
+    # no retriever counts ahead of it (kisbench.evaluation.ranking.equivalent_pairs)
+    equivalents: np.ndarray | None = None
 
 
 def align_inputs(
-    images: dict[str, EmbeddingSet], queries: dict[str, EmbeddingSet], where: str = ""
+    images: dict[str, EmbeddingSet],
+    queries: dict[str, EmbeddingSet],
+    where: str = "",
+    equivalents: Iterable[Iterable[str]] = (),
 ) -> Inputs:
     """Check that every model embedded the same images and queries, and put them in the
-    first model's order. A query's id is its target image's id (the labels' ID column)."""
+    first model's order. A query's id is its target image's id (the labels' ID column).
+    ``equivalents``: the collection's groups of equivalent image ids."""
     models = list(images)
     if not models:
         raise InputError(f"{where}: no models to fuse")
@@ -150,7 +172,10 @@ def align_inputs(
         query_vecs.append(np.asarray(queries[model].vectors)[[q_rows[i] for i in query_ids]])
     index = {i: r for r, i in enumerate(image_ids)}
     targets = np.array([index.get(q, MISSING) for q in query_ids], dtype=np.int64)
-    return Inputs(models, image_vecs, query_vecs, list(query_ids), targets, len(image_ids), layouts)
+    pairs = equivalent_pairs(list(query_ids), index, equivalents)
+    return Inputs(
+        models, image_vecs, query_vecs, list(query_ids), targets, len(image_ids), layouts, pairs
+    )
 
 
 def _blocks(total: int, size: int) -> Iterator[slice]:
@@ -169,7 +194,8 @@ def fuse(
     progress: str | None = None,
 ) -> pd.DataFrame:
     """Per query the target's rank for each model alone, each retriever (every pair, all
-    models), each fusion method and the oracle; long table with ``FUSED_COLUMNS``."""
+    models), each fusion method and the oracle (per-query best of the members); long table
+    with ``FUSED_COLUMNS``."""
     for method in methods:
         if method not in METHODS:
             raise InputError(f"unknown fusion method {method!r}; known: {', '.join(METHODS)}")
@@ -213,8 +239,12 @@ def _fuse_block(
     models = inputs.models
     targets = inputs.targets[rows]
     ids = inputs.query_ids[rows]
+    same = None
+    if inputs.equivalents is not None and len(inputs.equivalents):
+        inside = (inputs.equivalents[:, 0] >= rows.start) & (inputs.equivalents[:, 0] < rows.stop)
+        same = inputs.equivalents[inside] - np.array([rows.start, 0])
     out: list[tuple[str, str, np.ndarray]] = []
-    single = {m: target_ranks(raw[i], targets) for i, m in enumerate(models)}
+    single = {m: target_ranks(raw[i], targets, equivalents=same) for i, m in enumerate(models)}
     out += [("single", m, r) for m, r in single.items()]
     groups = retrievers(models)
     for members in groups:
@@ -229,7 +259,7 @@ def _fuse_block(
                 # The first addition makes a new array, so the terms are never modified.
                 fused = fused + terms[i][0] if n == 0 else np.add(fused, terms[i][0], out=fused)
                 tolerance = tolerance + terms[i][1]
-            ranks = target_ranks(fused, targets, tolerance)
+            ranks = target_ranks(fused, targets, tolerance, same)
             out.append((method, members_name(members), ranks))
     return pd.DataFrame(
         [
@@ -246,23 +276,23 @@ def summary(
     n_images: int,
     *,
     headline: str = "mrr",
-    n_boot: int = 1000,
+    n_boot: int = 10000,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Every metric of every (method, members) retriever of one collection and labelset,
-    with the headline metric's bootstrap CI (the only one the report shows: a CI for every
-    metric of every retriever cost most of this stage's time)."""
+    with the headline metric's confidence interval (the only one the report shows: one for
+    every metric of every retriever cost most of this stage's time)."""
     rows = []
     for (method, members), group in fused.groupby(["method", "members"], sort=False):
         ranks = group["rank"].to_numpy()
-        low, high = interval(ranks, headline, n_boot=n_boot, seed=seed)
+        low, high = interval(ranks, headline, n_images, n_boot=n_boot, seed=seed)
         rows.append(
             {
                 "members": members,
                 "method": method,
                 "queries": len(ranks),
                 "images": n_images,
-                **{name: value(ranks, name) for name in metric_names()},
+                **{name: value(ranks, name, n_images) for name in metric_names()},
                 f"{headline}_low": low,
                 f"{headline}_high": high,
             }
@@ -272,18 +302,19 @@ def summary(
 
 def headline_table(table: pd.DataFrame, models: list[str], headline: str) -> dict:
     """For ``metrics/fusion.json``: per collection and labelset, the headline metric of the
-    best model alone (``best_model``), and of all models fused by the oracle and by each
-    method (``oracle_all``, ``rrf_all``, ...). A handful of numbers, so that ``dvc exp
-    show`` stays readable; every retriever is in the CSV."""
+    best model alone (``best_model``), of the per-query best of all models (``oracle_all``:
+    a bound for picking one model per query, which fusion can exceed) and of all models
+    fused by each method (``rrf_all``, ...). A handful of numbers, so that ``dvc exp show``
+    stays readable; every retriever is in the CSV."""
     everyone = members_name(tuple(models))
     pick = max if headline not in LOWER_IS_BETTER else min
     out: dict = {}
     for (collection, labelset), group in table.groupby(["collection", "labelset"], sort=False):
         singles = group[group["method"] == "single"][headline]
-        entry = {"best_model": round(float(pick(singles)), 6)}
+        entry = {"best_model": significant(pick(singles))}
         fused = group[group["members"] == everyone]
         for method, v in zip(fused["method"], fused[headline], strict=True):
             if method != "single":
-                entry[f"{method}_all"] = round(float(v), 6)
+                entry[f"{method}_all"] = significant(v)
         out.setdefault(collection, {})[labelset] = entry
     return {headline: out}

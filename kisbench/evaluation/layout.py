@@ -1,4 +1,4 @@
-"""Where the rank, evaluate and fusion stages write, relative to the repository root.
+"""Where the rank, evaluate, fusion and simulate stages write, relative to the repository root.
 
 The paths here and in dvc.yaml are the same conventions; change them together.
 """
@@ -39,3 +39,18 @@ def parse_curve_name(path: Path) -> tuple[str, str]:
 
 
 METRICS = Path("metrics")
+
+SIMULATION = DATA / "simulation"
+
+
+def simulation_path(collection: str, labelset: str, root: Path = SIMULATION) -> Path:
+    """Per query and simulated user, the display that held the target (the simulate stage)."""
+    return Path(root) / collection / f"{labelset}.csv"
+
+
+SIMULATION_CURVES = Path("plots") / "simulation"
+
+
+def simulation_curve_name(collection: str, labelset: str, user: str) -> str:
+    """``demo-short-ideal.csv``: keys are [a-z0-9_], so '-' splits them."""
+    return f"{collection}-{labelset}-{user}.csv"

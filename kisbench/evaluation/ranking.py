@@ -3,7 +3,9 @@
 Tie policy (pessimistic): the rank of a target is 1 plus the number of *other* images
 whose score is at least the target's score minus ``TIE_EPS``. An image that ties the
 target, or beats it by float round-off only, counts as ranked ahead of it; a model never
-gains from ties. The target is never compared with itself.
+gains from ties. The target is never compared with itself, nor with an image its collection
+declares *equivalent* to it (``equivalents.csv``, docs/collections.md, "Duplicates and
+equivalent images"): finding either is finding the target.
 
 A target that is not in the collection gets rank ``n_images + 1`` and score NaN ("never
 found"); the rank stage refuses such labels unless told otherwise.
@@ -11,6 +13,7 @@ found"); the rank stage refuses such labels unless told otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,16 +118,18 @@ def rank_targets(
     device: str = "cpu",
     chunk_bytes: int = 256 * 2**20,
     layout: VectorLayout | None = None,
+    equivalents: np.ndarray | None = None,
 ) -> RankResult:
     """Rank ``images[targets[m]]`` for every query ``m``.
 
     ``queries``: (M, D); ``images``: (N, D) or (N, P, D), may be a memory map (read chunk by
     chunk) or a tensor already on the device (:func:`on_device`); ``targets``: (M,) row
     indices into ``images``, ``MISSING`` (-1) if absent; ``layout``: the images' declared
-    layout, when the caller has their embedding set (see :func:`check_layout`). Per chunk
-    of images: one matrix product, then counts (no sort) and a top-k of the chunk merged
-    into the running top-k. Memory stays within about ``chunk_bytes`` per chunk, whatever
-    N is.
+    layout, when the caller has their embedding set (see :func:`check_layout`);
+    ``equivalents``: (E, 2) pairs ``(m, j)``: image ``j`` is equivalent to query ``m``'s
+    target and is not counted ahead of it (``j`` != the target). Per chunk of images: one
+    matrix product, then counts (no sort) and a top-k of the chunk merged into the running
+    top-k. Memory stays within about ``chunk_bytes`` per chunk, whatever N is.
     """
     n = len(images)
     m = len(queries)
@@ -138,6 +143,16 @@ def rank_targets(
     if ((t < MISSING) | (t >= n)).any():
         raise ValueError("target index out of range")
     chunk = _chunk_rows(m, shape, chunk_bytes)
+    pairs = np.zeros((0, 2), np.int64) if equivalents is None else np.asarray(equivalents)
+    pairs = np.unique(pairs.astype(np.int64).reshape(-1, 2), axis=0)
+    if len(pairs):
+        in_range = (pairs[:, 0] >= 0) & (pairs[:, 0] < m) & (pairs[:, 1] >= 0) & (pairs[:, 1] < n)
+        if not in_range.all():
+            raise ValueError("equivalent pair out of range")
+        if (pairs[:, 1] == np.asarray(targets)[pairs[:, 0]]).any():
+            raise ValueError("an image is declared equivalent to itself")
+    eq_q = torch.as_tensor(pairs[:, 0], device=dev)
+    eq_i = torch.as_tensor(pairs[:, 1], device=dev)
 
     # Target scores first, from the M target rows alone (not the N images).
     rows = np.asarray(targets, dtype=np.int64).clip(min=0)
@@ -161,6 +176,12 @@ def rank_targets(
         if len(inside):
             own = s[inside, t[inside] - start]
             ahead[inside] -= (own >= threshold[inside, 0]).long()
+        # Likewise an equivalent image of the target, judged on its score in this chunk.
+        here = ((eq_i >= start) & (eq_i < stop)).nonzero().squeeze(1)
+        if len(here):
+            qs, js = eq_q[here], eq_i[here] - start
+            counted = (s[qs, js] >= threshold[qs, 0]).long()
+            ahead.index_add_(0, qs, -counted)
         if k:
             chunk_s, chunk_i = s.topk(min(k, stop - start), dim=1)
             cand_s = torch.cat([best_s, chunk_s], dim=1)
@@ -188,16 +209,23 @@ def rank_table(
     top_k: int = 10,
     device: str = "cpu",
     layout: VectorLayout | None = None,
+    equivalents: Iterable[Iterable[str]] = (),
 ) -> pd.DataFrame:
     """Rank every query's target and return the ranks table (one row per query).
 
     The query id is the target id: the thesis' labels have one query per image and set.
     ``top_ids`` lists the ``top_k`` best image ids, space-separated, best first.
-    ``layout``: the images' declared layout (``EmbeddingSet.layout``), checked.
+    ``layout``: the images' declared layout (``EmbeddingSet.layout``), checked;
+    ``equivalents``: groups of image ids that are interchangeable answers: an image of the
+    target's group is not counted ahead of it (ids not among ``image_ids`` are ignored: an
+    image the embed stage skipped cannot be ahead of anything).
     """
     index = {image_id: i for i, image_id in enumerate(image_ids)}
     targets = np.array([index.get(t, MISSING) for t in target_ids], dtype=np.int64)
-    result = rank_targets(queries, images, targets, top_k=top_k, device=device, layout=layout)
+    pairs = equivalent_pairs(target_ids, index, equivalents)
+    result = rank_targets(
+        queries, images, targets, top_k=top_k, device=device, layout=layout, equivalents=pairs
+    )
     ids = np.asarray(image_ids, dtype=object)
     return pd.DataFrame(
         {
@@ -210,6 +238,24 @@ def rank_table(
         },
         columns=RANK_COLUMNS,
     )
+
+
+def equivalent_pairs(
+    target_ids: Sequence[str], index: Mapping[str, int], groups: Iterable[Iterable[str]]
+) -> np.ndarray:
+    """(E, 2) pairs ``(query, image index)``: each query's target's equivalent images."""
+    partners: dict[str, set[str]] = {}
+    for group in groups:
+        members = set(group)
+        for i in members:
+            partners.setdefault(i, set()).update(members - {i})
+    pairs = [
+        (m, index[j])
+        for m, t in enumerate(target_ids)
+        for j in sorted(partners.get(t, ()))
+        if j in index
+    ]
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
 def score_matrix(
@@ -245,13 +291,17 @@ def score_matrix(
 
 
 def target_ranks(
-    scores: np.ndarray, targets: np.ndarray, tolerance: float | np.ndarray = TIE_EPS
+    scores: np.ndarray,
+    targets: np.ndarray,
+    tolerance: float | np.ndarray = TIE_EPS,
+    equivalents: np.ndarray | None = None,
 ) -> np.ndarray:
     """The module's tie policy on whole score rows: rank of column ``targets[m]`` in row m.
 
     1 plus the number of other columns scoring at least the target's score minus
     ``tolerance`` (a scalar, or one value per row for scores on another scale than cosine
-    similarity); ``MISSING`` targets get ``n + 1``.
+    similarity), not counting the columns ``j`` of the pairs ``(m, j)`` in ``equivalents``
+    (the images equivalent to row m's target); ``MISSING`` targets get ``n + 1``.
     """
     scores = np.asarray(scores)
     targets = np.asarray(targets, dtype=np.int64)
@@ -261,4 +311,7 @@ def target_ranks(
     threshold = own - np.asarray(tolerance, dtype=scores.dtype)
     # The target itself always passes (own >= own - tolerance), so the count is the rank.
     counted = (scores >= threshold[:, None]).sum(axis=1)
+    if equivalents is not None and len(equivalents):
+        q, j = np.asarray(equivalents, dtype=np.int64).reshape(-1, 2).T
+        np.subtract.at(counted, q, (scores[q, j] >= threshold[q]).astype(counted.dtype))
     return np.where(present, counted, n + 1).astype(np.int64)

@@ -8,6 +8,7 @@ tower's 512 positions; the thesis' AlignProcessor padded to 64 but did not cut).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,6 +27,11 @@ class AlignEmbedder(HfEmbedder):
         self._transform = ImageProcessorTransform(processor.image_processor)
         limit = text_limit(self.spec, self.model.config.text_config.max_position_embeddings)
         self.text = TextTokens(processor.tokenizer, limit)
+
+    def _provenance_extra(self) -> dict[str, Any]:
+        # ALIGN divides cosines by its learned temperature: the scale is 1 / T.
+        scale = 1.0 / self.model.temperature.detach().item()
+        return {**super()._provenance_extra(), "logit_scale": scale}
 
     @torch.inference_mode()
     def encode_images(self, pixels: torch.Tensor) -> np.ndarray:

@@ -53,7 +53,9 @@ class Blip2HfEmbedder(HfEmbedder):
 
     def _provenance_extra(self) -> dict[str, Any]:
         queries = int(self.vision.config.num_query_tokens)
-        return {**super()._provenance_extra(), "queries_per_image": queries}
+        # transformers' BLIP-2 towers do not load the checkpoint's ITC `temp`: no scale here
+        # (the simulate stage then uses its documented constant).
+        return {**super()._provenance_extra(), "queries_per_image": queries, "logit_scale": None}
 
 
 def load(spec: ModelSpec, device: str = "auto", precision: str = "auto") -> Blip2HfEmbedder:

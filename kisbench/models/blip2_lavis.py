@@ -207,6 +207,7 @@ class Blip2LavisModel(EmbeddingModel):
             "max_words": info["max_words"],
             "context_length": info["text_tokens"],
             "queries_per_image": info["queries"] if self.vectors.several else 1,
+            "logit_scale": info.get("logit_scale"),  # 1 / temp in itc mode, else None
         }
 
 

@@ -124,6 +124,8 @@ class Blip2Lavis:
             "max_words": int(self.text_eval.max_words),
             "text_tokens": ITC_TEXT_TOKENS if self.mode == "itc" else None,
             "queries": int(model.query_tokens.shape[1]),
+            # BLIP-2's ITC divides cosines by its learned `temp`; the thesis' features have none
+            "logit_scale": 1.0 / model.temp.detach().item() if self.mode == "itc" else None,
             "libraries": _versions(),
         }
 

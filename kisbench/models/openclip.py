@@ -73,7 +73,13 @@ class OpenClipModel(EmbeddingModel):
         return len(self.tokenizer.encode(text)) + 2  # SimpleTokenizer: + start and end tokens
 
     def _provenance_extra(self) -> dict[str, Any]:
-        return {"context_length": self.context_length}
+        # The learned temperature: the simulate stage starts its scores from exp(scale * cos).
+        scale = (
+            self.model.logit_scale.detach().exp().item()
+            if hasattr(self.model, "logit_scale")
+            else None
+        )
+        return {"context_length": self.context_length, "logit_scale": scale}
 
 
 Resolved = tuple[str, dict[str, Any], Any, dict[str, Any]]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -22,37 +24,85 @@ from matplotlib.ticker import (  # noqa: E402
 from kisbench.evaluation.metrics import cumulative_curve  # noqa: E402
 from kisbench.evaluation.pairwise import complementary  # noqa: E402
 
-# Models get colours; the oracle and fusion curves are black and greys, which no model gets.
-ORACLE_STYLE = {"color": "black", "ls": "--", "lw": 1.4}
+# Lines that are no model's are black and greys, which no model gets.
+BEST_OF_TWO = "per-query best of the two models"
+BEST_OF_TWO_STYLE = {"color": "black", "ls": "--", "lw": 1.4}
 FUSION_STYLES = {
     "rrf": {"color": "black", "ls": ":", "lw": 1.8},
     "zscore": {"color": "0.4", "ls": "-.", "lw": 1.4},
     "minmax": {"color": "0.55", "ls": (0, (6, 2)), "lw": 1.4},
 }
-# tab20 without its two greys, dark shades first (the first 9 are tab10 without grey).
-PALETTE = [i for i in range(0, 20, 2) if i != 14] + [i for i in range(1, 20, 2) if i != 15]
+# k / N, the expected share for a random ranking of N images: a wide pale band behind the
+# curves, so a chance-level model's curve stays visible on top of it.
+CHANCE = "chance (random ranking)"
+CHANCE_STYLE = {"color": "0.72", "ls": "-", "lw": 3.2, "zorder": 1.5}
+SAME_RANK = "same rank by both (scatter: y = x)"
+SAME_RANK_STYLE = {"color": "black", "ls": "-", "lw": 0.8}
+
+# Colour-blind-safe colours, each at least 3:1 against white (WCAG 2.1 non-text contrast):
+# Okabe and Ito's blue, vermillion, bluish green and reddish purple, Paul Tol's muted olive
+# and wine, and a violet. Okabe-Ito's orange, sky blue and yellow and Tol's cyan and sand
+# are below 3:1 (pale lines on white) and left out; Tol's indigo and green too: a thin
+# indigo line looks black (the per-query best's colour), the green is near the bluish
+# green. Any two of the seven differ by at least 13 CIE76 units under simulated protan,
+# deutan and tritan vision and 30 in normal vision (tests/test_figures.py). Instead of more
+# colours, which would crowd closer, the line style changes after every seven models: 28
+# models get 28 distinct (colour, style) pairs, and only past that do pairs repeat.
+COLORS = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#999933", "#882255", "#7744cc")
+LINESTYLES = (
+    ("solid", "-"),
+    ("dashed", (0, (5, 1.6))),
+    ("dash-dot", (0, (6, 1.6, 1.4, 1.6))),
+    ("dotted", (0, (1.2, 1.2))),
+)
 
 
-def model_colors(models: list[str]) -> dict[str, tuple[float, ...]]:
-    """One colour per model, fixed by the model's position in params.yaml ``models`` (the
-    whole list, not the experiment's subset), so a model keeps its colour in every figure
-    and every experiment."""
-    cmap = plt.get_cmap("tab20")
-    return {m: cmap(PALETTE[i % len(PALETTE)]) for i, m in enumerate(models)}
+@dataclass(frozen=True)
+class Style:
+    """A model's line: its colour (also of its name in text) and its dash pattern."""
+
+    color: str  # "#rrggbb", as matplotlib.colors.to_hex writes it
+    dashes: str  # a name from LINESTYLES
+    linestyle: str | tuple[float, tuple[float, ...]]  # for matplotlib's ``ls``
+
+    def line(self) -> dict[str, object]:
+        return {"color": self.color, "ls": self.linestyle}
+
+
+def model_styles(models: list[str]) -> dict[str, Style]:
+    """One (colour, line style) per model, fixed by the model's position in params.yaml
+    ``models`` (the whole list, not the experiment's subset), so a model looks the same in
+    every figure and every experiment."""
+    out = {}
+    for i, model in enumerate(models):
+        name, linestyle = LINESTYLES[(i // len(COLORS)) % len(LINESTYLES)]
+        out[model] = Style(COLORS[i % len(COLORS)], name, linestyle)
+    return out
 
 
 def cumulative_grid(
     curves: dict[tuple[str, str], pd.DataFrame],
     xmax: dict[str, int],
-    colors: dict[str, tuple[float, ...]],
+    styles: dict[str, Style],
+    n_images: dict[tuple[str, str], int],
+    queries: dict[tuple[str, str], int] | None = None,
 ) -> Figure:
-    """One panel per (collection, labelset): share of queries found within the top k."""
+    """One panel per (collection, labelset): share of queries found within the top k, for
+    every model of ``styles`` in the table, and chance, k / ``n_images`` of the graph; the
+    title states the graph's image count and, given ``queries``, its query count."""
     collections = list(dict.fromkeys(c for c, _ in curves))
     labelsets = list(dict.fromkeys(ls for _, ls in curves))
+    # One legend for all panels (a model has one style everywhere), below them: the models
+    # in params order, then chance; the figure grows by its rows.
+    labels = [m for m in styles if any(m in table.columns for table in curves.values())]
+    labels.append(CHANCE)
+    width = 5 * len(labelsets)
+    ncols = legend_columns(labels, width, 10)
+    legend_in = 0.25 + 0.23 * math.ceil(len(labels) / ncols)
     fig, axes = plt.subplots(
         len(collections),
         len(labelsets),
-        figsize=(5 * len(labelsets), 3.8 * len(collections)),
+        figsize=(width, 3.8 * len(collections) + legend_in),
         squeeze=False,
         constrained_layout=True,
     )
@@ -65,31 +115,42 @@ def cumulative_grid(
                 continue
             limit = min(xmax.get(collection, len(table)), len(table))
             part = table[table["k"] <= limit]
-            for model in [m for m in colors if m in table.columns]:
-                ax.plot(part["k"], part[model], label=model, color=colors[model], lw=1.6)
+            n = n_images[(collection, labelset)]
+            ax.plot(part["k"], part["k"] / n, label=CHANCE, **CHANCE_STYLE)
+            for model in [m for m in styles if m in table.columns]:
+                ax.plot(part["k"], part[model], label=model, lw=1.6, **styles[model].line())
             ax.set_xlim(1, limit)
             ax.set_ylim(0, 1.0)
-            ax.set_title(f"{collection}: {labelset} labels")
+            q = (queries or {}).get((collection, labelset))
+            counts = f"{n} images" + (f", {q} queries" if q is not None else "")
+            ax.set_title(f"{collection} ({counts}): {labelset} labels")
             ax.set_xlabel("rank k")
             ax.set_ylabel("share of queries with target in top k")
             ax.grid(alpha=0.3)
-    # One legend for all panels (a model has one colour everywhere), outside the curves.
-    handles, labels = [], []
-    for ax in fig.axes:
-        for line in ax.get_lines():
-            if line.get_label() not in labels:
-                handles.append(line)
-                labels.append(line.get_label())
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6))
+    handles = [plt.Line2D([], [], lw=1.6, label=m, **styles[m].line()) for m in labels[:-1]]
+    handles.append(plt.Line2D([], [], label=CHANCE, **CHANCE_STYLE))
+    fig.legend(handles=handles, loc="outside lower center", ncols=ncols, handlelength=3.5)
     return fig
+
+
+def legend_columns(labels: list[str], width_in: float, fontsize: float) -> int:
+    """The most legend columns that fit ``width_in`` inches. matplotlib splits the entries
+    into columns as ``np.array_split`` does, each column as wide as its longest label
+    (about 0.6 em a character) plus the line sample (3.5 em), padding and spacing (3 em)."""
+    em = fontsize / 72
+    for ncols in range(len(labels), 1, -1):
+        columns = np.array_split(np.array(labels, dtype=object), ncols)
+        widths = [(6.5 + 0.6 * max(map(len, column))) * em for column in columns]
+        if sum(widths) <= width_in:
+            return ncols
+    return 1
 
 
 def pairwise_grid(
     ranks: dict[str, np.ndarray],
     n_images: int,
     xmax: int,
-    colors: dict[str, tuple[float, ...]],
+    styles: dict[str, Style],
     *,
     fused: dict[tuple[str, str], dict[str, np.ndarray]] | None = None,
     values: dict[str, float] | None = None,
@@ -99,37 +160,60 @@ def pairwise_grid(
 
     Above the diagonal, panel (i, j): log-log scatter of per-query ranks, model j (x) against
     model i (y), with the diagonal y = x (points on it: same rank). Below it, panel (i, j):
-    cumulative curves of both models, their complementary (oracle) curve and, where given in
-    ``fused[(model_i, model_j)]``, each fusion method's curve: what a real combination
-    reaches next to the oracle bound. Ranks must be aligned by query.
+    cumulative curves of both models, their per-query best (for every query the better of
+    the two ranks: what choosing one model per query could reach at best; a fusion can
+    exceed it), chance (k / ``n_images``) and, where given in ``fused[(model_i, model_j)]``,
+    each fusion method's curve. Ranks must be aligned by query. One legend lists every line.
     """
     models = list(ranks)
     n = len(models)
     size = 2.7 if n > 2 else 3.6
+    width = size * n
     caption = textwrap.fill(
-        "Row i, column j. Above the diagonal: the target's rank by model j (x) against model "
-        "i (y), log scales. Below: share of queries whose target is within the top k, for "
-        "models i and j, their oracle (per-query best) and their fusions.",
-        int(size * n * 13),
+        "Row i, column j; the diagonal names the models (and their headline value). Above "
+        "the diagonal, one point per query: the target's rank by model j (x) against model "
+        "i (y), log scales; on the line y = x both models rank it the same. Below: the "
+        "share of queries whose target is within the top k, for models i and j, their "
+        "per-query best (for every query the better of the two ranks: a bound for choosing "
+        "one model per query, not for fusion, which can exceed it), their fusions, and "
+        f"chance (k / {n_images}, a random ranking of the {n_images} images).",
+        int(width * 13),
     )
-    bottom = 0.75 + 0.14 * (caption.count("\n") + 1) + 0.3  # tick labels, caption, legend
-    width, height = size * n, size * n + bottom
+    methods = {m for pair in (fused or {}).values() for m in pair}
+    handles = [plt.Line2D([], [], lw=1.6, label=m, **styles[m].line()) for m in models]
+    handles += [
+        plt.Line2D([], [], label=BEST_OF_TWO, **BEST_OF_TWO_STYLE),
+        *(
+            plt.Line2D([], [], label=f"{m} fusion", **FUSION_STYLES[m])
+            for m in FUSION_STYLES
+            if m in methods
+        ),
+        plt.Line2D([], [], label=CHANCE, **CHANCE_STYLE),
+        plt.Line2D([], [], label=SAME_RANK, **SAME_RANK_STYLE),
+    ]
+    ncols = legend_columns([h.get_label() for h in handles], width, 9)
+    legend_in = 0.1 + 0.22 * math.ceil(len(handles) / ncols)
+    caption_in = 0.08 + 0.14 * (caption.count("\n") + 1)
+    ticks_in = 0.8  # tick labels and axis label of the bottom row
+    bottom = ticks_in + legend_in + caption_in
+    height = size * n + bottom
     # Fixed margins (in inches) instead of a layout engine, and fixed ticks without
     # mathtext: with 25 panels, constrained layout and log minor ticks tripled the time.
     fig, axes = plt.subplots(n, n, figsize=(width, height), squeeze=False)
     fig.subplots_adjust(
-        left=0.75 / width,
+        left=0.8 / width,
         right=1 - 0.15 / width,
         bottom=bottom / height,
         top=1 - 0.45 / height,
-        wspace=0.42,
-        hspace=0.42,
+        wspace=0.5,
+        hspace=0.5,
     )
     limit = min(xmax, n_images)
     k = np.arange(1, limit + 1)
     lo, hi = 0.8, n_images * 1.25
     decades = [10**e for e in range(int(np.log10(n_images)) + 1)]
     decade_labels = [_short(d) for d in decades]
+    label_size = 8.5
     for i, a in enumerate(models):
         for j, b in enumerate(models):
             ax = axes[i][j]
@@ -143,13 +227,13 @@ def pairwise_grid(
                     ha="center",
                     va="center",
                     fontsize=11,
-                    color=colors.get(a, "black"),
+                    color=styles[a].color if a in styles else "black",
                     transform=ax.transAxes,
                     weight="bold",
                 )
             elif i < j:
                 ax.scatter(ranks[b], ranks[a], s=9, alpha=0.55, color="0.25", lw=0)
-                ax.plot([lo, hi], [lo, hi], color="black", lw=0.8, label="same rank")
+                ax.plot([lo, hi], [lo, hi], label=SAME_RANK, **SAME_RANK_STYLE)
                 ax.set_xscale("log")
                 ax.set_yscale("log")
                 for axis in (ax.xaxis, ax.yaxis):
@@ -158,12 +242,15 @@ def pairwise_grid(
                     axis.set_minor_locator(NullLocator())
                 ax.set_xlim(lo, hi)
                 ax.set_ylim(lo, hi)
+                ax.set_xlabel(f"rank by {b} (log)", fontsize=label_size, labelpad=2)
+                ax.set_ylabel(f"rank by {a} (log)", fontsize=label_size, labelpad=2)
             else:
+                ax.plot(k, k / n_images, label=CHANCE, **CHANCE_STYLE)
                 for model in (a, b):
                     curve = cumulative_curve(ranks[model], n_images)[:limit]
-                    ax.plot(k, curve, color=colors.get(model, "black"), lw=1.5, label=model)
+                    ax.plot(k, curve, lw=1.6, label=model, **styles[model].line())
                 both = cumulative_curve(complementary(ranks[a], ranks[b]), n_images)[:limit]
-                ax.plot(k, both, label="complementary (oracle)", **ORACLE_STYLE)
+                ax.plot(k, both, label=BEST_OF_TWO, **BEST_OF_TWO_STYLE)
                 pair = (fused or {}).get((a, b)) or (fused or {}).get((b, a)) or {}
                 for method, fused_ranks in pair.items():
                     curve = cumulative_curve(fused_ranks, n_images)[:limit]
@@ -173,22 +260,18 @@ def pairwise_grid(
                 ax.xaxis.set_major_locator(MaxNLocator(4, steps=[1, 2, 2.5, 5, 10], integer=True))
                 ax.set_yticks([0, 0.25, 0.5, 0.75, 1])
                 ax.grid(alpha=0.3)
-            ax.tick_params(labelsize=7)
-    handles = [plt.Line2D([], [], **ORACLE_STYLE, label="complementary (oracle)")]
-    methods = {m for pair in (fused or {}).values() for m in pair}
-    handles += [
-        plt.Line2D([], [], **FUSION_STYLES[m], label=f"{m} fusion")
-        for m in FUSION_STYLES
-        if m in methods
-    ]
-    # One caption instead of axis labels on every panel (which also cost a third of the time).
+                ax.set_xlabel("rank k", fontsize=label_size, labelpad=2)
+                ax.set_ylabel("share of queries found", fontsize=label_size, labelpad=2)
+            ax.tick_params(labelsize=8)
     fig.text(0.5, 0.08 / height, caption, ha="center", va="bottom", fontsize=8)
     fig.legend(
         handles=handles,
         loc="lower center",
-        bbox_to_anchor=(0.5, (0.12 + 0.14 * caption.count("\n") + 0.14) / height),
-        ncols=len(handles),
+        bbox_to_anchor=(0.5, caption_in / height),
+        ncols=ncols,
         fontsize=9,
+        handlelength=3.5,
+        frameon=False,
     )
     if title:
         fig.suptitle(title, y=1 - 0.1 / height, va="top")

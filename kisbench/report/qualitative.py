@@ -24,7 +24,9 @@ from matplotlib.patches import Rectangle  # noqa: E402
 
 from kisbench.data.images import load_rgb  # noqa: E402
 
-TARGET_COLOR = "tab:green"
+# Black, which no model gets (their colours name them in the rows): a green frame would
+# read as the green model's.
+TARGET_COLOR = "black"
 
 
 def disagreements(ranks: pd.DataFrame, count: int) -> pd.DataFrame:
@@ -69,6 +71,9 @@ class Example:
     target_id: str
     ranks: dict[str, int]  # model -> the target's rank
     top_ids: dict[str, list[str]]  # model -> best image ids, best first
+    # images the collection declares equivalent to the target: framed like it, since
+    # finding one is finding the target (and the rank does not count them ahead of it)
+    equivalents: tuple[str, ...] = ()
 
 
 CELL = 160  # pixels per thumbnail cell
@@ -118,14 +123,14 @@ def _frame(ax: Axes, column: int) -> None:
 def examples_figure(
     examples: list[Example],
     images: dict[str, Path],
-    colors: dict[str, tuple[float, ...]],
+    colors: dict[str, str],
     *,
     top: int = 5,
     title: str = "",
 ) -> Figure:
     """One block per example: the query text above, the target image on the left, then one
-    row per model with its ``top`` best images (the target, if among them, framed in green)
-    and the rank it gave the target.
+    row per model with its ``top`` best images (the target and its declared equivalents,
+    if among them, framed in black) and the rank it gave the target.
 
     Each model's row is one picture (a montage), which keeps the figure cheap to draw.
     """
@@ -171,11 +176,12 @@ def examples_figure(
             ax.imshow(montage([cell(i) for i in found], top))
             _bare(ax)
             for c, image_id in enumerate(found):
-                if image_id == ex.target_id:
+                if image_id == ex.target_id or image_id in ex.equivalents:
                     _frame(ax, c)
             ax.set_ylabel(
                 f"{model}\nrank {ex.ranks[model]}",
-                fontsize=7.5,
+                fontsize=8,
+                weight="bold",
                 rotation=0,
                 ha="right",
                 va="center",

@@ -13,6 +13,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,13 +22,23 @@ from tqdm import tqdm
 from kisbench import layout
 from kisbench.config import Collection, Config
 from kisbench.config.evaluation import Evaluate, Render
+from kisbench.data.checks import report_path as check_report_path
 from kisbench.data.collections import list_images, read_labels
+from kisbench.data.duplicates import duplicate_partners
 from kisbench.errors import InputError
 from kisbench.evaluation.evaluate import RankSet, load_rank_sets
-from kisbench.evaluation.layout import CURVES, FUSION, METRICS, curve_name, fusion_path
+from kisbench.evaluation.layout import (
+    CURVES,
+    FUSION,
+    METRICS,
+    RANKS_INFO,
+    curve_name,
+    fusion_path,
+    ranks_dir,
+)
 from kisbench.evaluation.metrics import value
 from kisbench.evaluation.pairwise import top_models
-from kisbench.report import figures, qualitative
+from kisbench.report import figures, qualitative, simulation
 from kisbench.report import markdown as report
 from kisbench.report.layout import FIGURES, REPORT, figure_name
 
@@ -115,6 +126,42 @@ def fused_ranks(
     return out
 
 
+def collection_facts(models: list[str], collection: str) -> dict[str, Any]:
+    """What the report states of a collection beside its metrics: the images the embed stage
+    skipped and the queries whose target is one of them (the rank stages' info.json), the
+    targets that have an exact or near duplicate (the check stage's report, when it ran)
+    and the groups of equivalent images the rank stage was given."""
+    skipped_images: dict[str, str] = {}
+    skipped_targets: dict[str, str] = {}
+    equivalents: list[list[str]] = []
+    for model in models:
+        path = ranks_dir(model, collection) / RANKS_INFO
+        if path.is_file():
+            info = json.loads(path.read_text(encoding="utf-8"))
+            skipped_images |= info.get("skipped_images", {})
+            skipped_targets |= info.get("skipped_targets", {})
+            equivalents = info.get("equivalents", equivalents)
+    check = check_report_path(collection)
+    found = json.loads(check.read_text(encoding="utf-8")) if check.is_file() else None
+    labels = read_labels(layout.labels_path(collection))
+    duplicated: dict[str, list[str]] | None = None
+    if found is not None:
+        groups = [*found.get("exact_duplicates", []), *(found.get("near_duplicates") or [])]
+        partners = duplicate_partners(groups)
+        duplicated = {i: partners[i] for i in labels.ids if i in partners}
+    same = duplicate_partners(equivalents)
+    return {
+        "skipped_images": dict(sorted(skipped_images.items())),
+        "skipped_queries": {
+            labelset: [i for i in labels.queries(labelset) if i in skipped_targets]
+            for labelset in labels.labelsets
+        },
+        "duplicated_targets": duplicated,  # None: the check stage's report is not there
+        "near_checked": found is not None and found.get("near_duplicates") is not None,
+        "equivalent_targets": {i: same[i] for i in labels.ids if i in same},
+    }
+
+
 def choose_examples(frame: pd.DataFrame, settings: Settings) -> list[str]:
     """The query ids to show: ``example_ids`` from params where this graph has them, else
     where two models disagree most (with one model: the queries it ranks worst)."""
@@ -141,20 +188,26 @@ class GraphJob:
 
 
 def _jobs(
-    graphs: dict[tuple[str, str], dict[str, RankSet]], settings: Settings, fusion: Path
+    graphs: dict[tuple[str, str], dict[str, RankSet]],
+    settings: Settings,
+    fusion: Path,
+    facts: dict[str, dict[str, Any]],
 ) -> list[GraphJob]:
-    """Read and choose what every graph's figures show (the quick part, in this process)."""
+    """Read and choose what every graph's figures show (the quick part, in this process).
+    A query whose target the embed stage skipped is never an example: it has no image."""
     jobs = []
     image_paths: dict[str, dict[str, Path]] = {}
     for (collection, labelset), by_model in graphs.items():
-        values = {m: value(s.ranks, settings.headline) for m, s in by_model.items()}
+        values = {m: value(s.ranks, settings.headline, s.n_images) for m, s in by_model.items()}
         best = top_models(values, settings.top_n, settings.headline)
         frame = rank_frame(by_model, best, f"{collection}/{labelset}")
         pairs = [(a, b) for i, a in enumerate(best) for b in best[i + 1 :]]
         path = fusion_path(collection, labelset, fusion)
         fused = fused_ranks(path, pairs, frame.index) if pairs else {}
         examples = []
-        chosen = choose_examples(frame, settings)
+        unreadable = facts.get(collection, {}).get("skipped_queries", {}).get(labelset, [])
+        same = facts.get(collection, {}).get("equivalent_targets", {})
+        chosen = choose_examples(frame.drop(index=unreadable, errors="ignore"), settings)
         if chosen:
             if collection not in image_paths:
                 ids, paths = list_images(layout.images_dir(collection))
@@ -171,6 +224,7 @@ def _jobs(
                     target_id=q,
                     ranks={m: int(frame.at[q, m]) for m in best},
                     top_ids={m: tops[m][q].split() for m in best},
+                    equivalents=tuple(same.get(q, ())),
                 )
                 for q in chosen
             ]
@@ -191,18 +245,19 @@ def _jobs(
 
 def draw(job: GraphJob, settings: Settings, out: Path) -> dict[str, Path]:
     """One graph's pairwise grid and qualitative figure."""
-    colors = figures.model_colors(settings.palette)
+    styles = figures.model_styles(settings.palette)
     written = {}
+    queries = len(next(iter(job.ranks.values())))
     if len(job.ranks) >= 2:
         fig = figures.pairwise_grid(
             job.ranks,
             job.n_images,
             settings.xmax.get(job.collection, job.n_images),
-            colors,
+            styles,
             fused=job.fused,
             values=job.values,
-            title=f"{job.collection}, {job.labelset} labels: top {len(job.ranks)} models by "
-            f"{report.name(settings.headline)}",
+            title=f"{job.collection}, {job.labelset} labels ({queries} queries): top "
+            f"{len(job.ranks)} models by {report.name(settings.headline)}",
         )
         name = figure_name("pairs", job.collection, job.labelset)
         # A large figure already: 100 dpi keeps it readable and quicker to draw.
@@ -211,9 +266,10 @@ def draw(job: GraphJob, settings: Settings, out: Path) -> dict[str, Path]:
         fig = qualitative.examples_figure(
             job.examples,
             job.images,
-            colors,
+            {m: s.color for m, s in styles.items()},
             top=settings.top_images,
-            title=f"{job.collection}, {job.labelset} labels",
+            title=f"{job.collection}, {job.labelset} labels: {len(job.examples)} of {queries} "
+            "queries",
         )
         name = figure_name("examples", job.collection, job.labelset)
         written[name] = figures.save(fig, out / name)
@@ -277,12 +333,19 @@ def render(
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found; run the evaluate stage first")
         tables[(collection, labelset)] = pd.read_csv(path)
-    colors = figures.model_colors(settings.palette)
-    fig = figures.cumulative_grid(tables, settings.xmax, colors)
+    # The chance line's N: the collection's image count of the ranks' info.json.
+    n_images = {g: next(iter(by_model.values())).n_images for g, by_model in graphs.items()}
+    styles = figures.model_styles(settings.palette)
+    queries = {g: len(next(iter(by_model.values())).ranks) for g, by_model in graphs.items()}
+    fig = figures.cumulative_grid(tables, settings.xmax, styles, n_images, queries)
     written = {"cumulative.png": figures.save(fig, out / "cumulative.png")}
-    written |= draw_all(_jobs(graphs, settings, fusion), settings, out)
+    facts = {c: collection_facts(settings.models, c) for c in settings.collections}
+    written |= draw_all(_jobs(graphs, settings, fusion, facts), settings, out)
+    sim_summary = simulation.load(metrics)  # the simulate stage's, when it ran
+    written |= simulation.draw(sim_summary, settings.palette, out)
 
     fusion_table = metrics / "fusion.csv"
+    board = metrics / "leaderboard.json"
     inputs = report.Inputs(
         details=json.loads((metrics / "kis_details.json").read_text(encoding="utf-8")),
         pairs=_read_table(metrics / "pairs.csv"),
@@ -292,6 +355,11 @@ def render(
         n_boot=settings.n_boot,
         top_n=settings.top_n,
         figures=written,
+        leaderboard=json.loads(board.read_text(encoding="utf-8")) if board.is_file() else {},
+        collections=facts,
+        simulation={"summary": sim_summary, "pairs": _read_table(metrics / simulation.PAIRS)}
+        if sim_summary
+        else {},
     )
     return [*written.values(), report.write(inputs, report_path)]
 

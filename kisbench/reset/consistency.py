@@ -390,9 +390,10 @@ def consistency_table(scores: dict[str, dict[str, Any]], classes: Sequence[str])
 
 
 def _num(value: Any) -> Any:
-    """JSON-safe number: floats rounded to 6 places, NaN as null."""
+    """JSON-safe number: floats to 6 significant digits (not decimals: a correlation of
+    -3.54299e-05 keeps its digits), NaN as null."""
     if isinstance(value, float | np.floating):
-        return None if np.isnan(value) else round(float(value), 6)
+        return None if np.isnan(value) else float(f"{float(value):.6g}")
     if isinstance(value, np.integer):
         return int(value)
     return value

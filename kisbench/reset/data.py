@@ -176,9 +176,9 @@ class ResetSettings:
         else:
             section = parse_section("reset", params.get("reset"))
             known = params.get("models") or {}
+        # Empty: RESET's own extractors only, scored from the distances in triplets.csv,
+        # with no keyframe image and no model (docs/reset.md "Without the keyframes").
         models = list(section.models)
-        if not models:
-            raise InputError("params.yaml reset.models is empty: name at least one model")
         unknown = [m for m in models if m not in known]
         if unknown:
             raise InputError(

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from kisbench.cli import command_line
 from kisbench.labeltool.__main__ import app as labeltool_app
-from kisbench.tools import attribution, plot_template, remote, smoke, tiny_models, weights
+from kisbench.tools import attribution, check, plot_template, remote, smoke, tiny_models, weights
 
 app = command_line(help="kisbench: the tools around the DVC pipeline (which `dvc repro` runs).")
+app.command("check", help=check.main.__doc__)(check.main)
 app.command("smoke", help=smoke.main.__doc__)(smoke.main)
 app.command("tiny-models", help=tiny_models.main.__doc__)(tiny_models.main)
 app.add_typer(labeltool_app, name="label")
