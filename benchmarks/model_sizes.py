@@ -1,5 +1,5 @@
 """Parameter counts of the experiment's models, from their architectures alone (built on
-PyTorch's meta device: no weights, no download), for the README's model table.
+PyTorch's meta device: no weights, no download), for the model table in docs/models.md.
 
     python -m benchmarks.model_sizes
 

@@ -16,7 +16,10 @@ import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -63,6 +66,11 @@ def write_json(path: Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def write_csv(path: Path, table: pd.DataFrame, **to_csv: Any) -> None:
+    """Write a pandas table as CSV atomically (``to_csv``'s options, e.g. ``index=False``)."""
+    replace_file(path, lambda f: table.to_csv(f, **to_csv))
+
+
 def temp_dir(folder: Path) -> Path:
     """A fresh, empty sibling folder to build ``folder`` in (what a killed run left there
     is removed first); finish with :func:`commit_dir`."""
@@ -81,7 +89,12 @@ def commit_dir(tmp: Path, folder: Path) -> None:
         if path.is_file():
             with open(path, "rb+") as f:
                 os.fsync(f.fileno())
+    # Renamed aside rather than deleted first: a kill at any point leaves the old folder or
+    # the new one in place (an aside folder left by a kill is removed by the next commit).
+    old = folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
     if folder.exists():
-        shutil.rmtree(folder)
+        os.replace(folder, old)
     os.replace(tmp, folder)
     _fsync_dir(folder.parent)
+    shutil.rmtree(old, ignore_errors=True)

@@ -34,10 +34,16 @@ def features_dir(model: str, collection: str) -> Path:
     return DATA / "features" / model / collection
 
 
+# Outside data/features, which the aggregating stages (fusion, simulate) depend on whole: a
+# killed run's chunks must not change their inputs. Kept in git by its README, so that the
+# tidy stage's dependency on it exists.
+PARTIAL = DATA / "partial"
+
+
 def partial_dir(model: str, collection: str) -> Path:
     """Finished chunks of an unfinished embed-images run, for the next run to resume from.
     Outside the stage's output, which DVC deletes before it runs the stage."""
-    return DATA / "features" / ".partial" / f"{model}-{collection}"
+    return PARTIAL / f"{model}-{collection}"
 
 
 def queries_dir(model: str, collection: str) -> Path:

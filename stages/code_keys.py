@@ -23,7 +23,7 @@ app = command_line()
 @clear_errors
 def main(
     params: Path = PARAMS,
-    weights_lock: Path = typer.Option(Path("weights.lock.yaml"), help="The weights lock."),
+    weights_lock: Path = typer.Option(lock.DEFAULT, help="The weights lock."),
     out: Path = typer.Option(layout.CODE_KEYS, help="Output folder."),
 ) -> None:
     """Write data/code/<model>.json for every model of params `models`; first lock the

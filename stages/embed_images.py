@@ -25,7 +25,7 @@ def main(
     partial: Path = typer.Option(
         None,
         help="Folder for resumable chunks.",
-        show_default="data/features/.partial/MODEL-COLLECTION",
+        show_default="data/partial/MODEL-COLLECTION",
     ),
 ) -> None:
     """Write embeddings.npy, ids.txt, skipped.csv and meta.json for COLLECTION's images.

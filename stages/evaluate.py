@@ -15,7 +15,7 @@ from kisbench.evaluation.evaluate import (
     write_curves,
 )
 from kisbench.evaluation.layout import CURVES, METRICS
-from kisbench.files import write_json
+from kisbench.files import write_csv, write_json
 
 app = command_line()
 
@@ -44,8 +44,8 @@ def main(
     write_json(metrics / "kis.json", head)
     write_json(metrics / "kis_details.json", details)
     write_json(metrics / "leaderboard.json", leaderboards(sets, headline=opts.headline, **stats))
-    pairs.to_csv(metrics / "pairs.csv", index=False, float_format="%.6g")
-    gains.to_csv(metrics / "gains.csv", index=False, float_format="%.6g")
+    write_csv(metrics / "pairs.csv", pairs, index=False, float_format="%.6g")
+    write_csv(metrics / "gains.csv", gains, index=False, float_format="%.6g")
     written = [metrics / name for name in ("leaderboard.json", "pairs.csv", "gains.csv")]
     for path in [*write_curves(tables, curves), *written]:
         typer.echo(f"wrote {path}")

@@ -54,7 +54,7 @@ def main(
             )
             path = fusion_path(collection, labelset, out)
             path.parent.mkdir(parents=True, exist_ok=True)
-            fused.to_csv(path, index=False)
+            files.write_csv(path, fused, index=False)
             table = summary(
                 fused,
                 inputs.n_images,
@@ -68,7 +68,7 @@ def main(
     front = ["collection", "labelset"]
     table = table[front + [c for c in table.columns if c not in front]]
     metrics.mkdir(parents=True, exist_ok=True)
-    table.to_csv(metrics / "fusion.csv", index=False, float_format="%.6g")
+    files.write_csv(metrics / "fusion.csv", table, index=False, float_format="%.6g")
     files.write_json(metrics / "fusion.json", headline_table(table, models, headline))
     typer.echo(f"wrote {metrics / 'fusion.csv'}, {metrics / 'fusion.json'}")
 

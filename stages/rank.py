@@ -77,7 +77,7 @@ def main(
             equivalents=equivalents,
         )
         path = out / f"{labelset}.csv"
-        table.to_csv(path, index=False)
+        files.write_csv(path, table, index=False)
         typer.echo(f"{path}: {len(table)} queries, median rank {table['rank'].median():g}")
     files.write_json(out / RANKS_INFO, info)
 

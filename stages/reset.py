@@ -1,15 +1,13 @@
 """DVC stage reset: consistency of every extractor with RESET's human judgements."""
 
-import os
 from pathlib import Path
 
-import pandas as pd
 import typer
 
 from kisbench.cli import PARAMS, RESET_COLLECTION, clear_errors, command_line
 from kisbench.config import load_params
 from kisbench.evaluation.layout import METRICS
-from kisbench.files import write_json
+from kisbench.files import write_csv, write_json
 from kisbench.report.figures import reset_consistency, save
 from kisbench.reset.consistency import evaluate, extend_triplets, json_safe
 from kisbench.reset.data import (
@@ -78,8 +76,8 @@ def main(
     }
     for path in (table, extended):
         path.parent.mkdir(parents=True, exist_ok=True)
-    _write_csv(result.table, table, index=False, float_format="%.6g")
-    _write_csv(ext, extended, index=True)
+    write_csv(table, result.table, index=False, float_format="%.6g")
+    write_csv(extended, ext, index=True)
     write_json(metrics / "reset_details.json", json_safe(details))
     write_json(metrics / "reset.json", json_safe(result.headline(missing_keyframes=len(missing))))
     save(reset_consistency(result.table), figure)
@@ -95,13 +93,6 @@ def main(
     for row in result.table.head(10).itertuples():
         typer.echo(f"  {row.consistency_v1:.3f}  {row.extractor} ({row.source})")
     typer.echo(f"wrote {metrics / 'reset.json'}, {table}, {figure}, {extended}")
-
-
-def _write_csv(df: pd.DataFrame, path: Path, **kwargs: object) -> None:
-    """Temp file, then rename: a reader never sees half a table."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_csv(tmp, **kwargs)
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -54,17 +54,17 @@ def main(
             table = simulate_labelset(images, queries, todo, opts, device, where=where)
             path = simulation_path(collection, labelset, out)
             path.parent.mkdir(parents=True, exist_ok=True)
-            table.to_csv(path, index=False)
+            files.write_csv(path, table, index=False)
             tables[(collection, labelset)] = table
             typer.echo(f"wrote {path}: {len(table)} runs")
     summary, pairs, plots = results(tables, opts, n_boot=evals.bootstrap, seed=evals.seed)
     metrics.mkdir(parents=True, exist_ok=True)
     files.write_json(metrics / "simulation.json", summary)
-    pairs.to_csv(metrics / "simulation_pairs.csv", index=False, float_format="%.6g")
+    files.write_csv(metrics / "simulation_pairs.csv", pairs, index=False, float_format="%.6g")
     curves.mkdir(parents=True, exist_ok=True)
     for (collection, labelset, user), frame in plots.items():
         name = simulation_curve_name(collection, labelset, user)
-        frame.to_csv(curves / name, index=False, float_format="%.6g")
+        files.write_csv(curves / name, frame, index=False, float_format="%.6g")
     typer.echo(f"wrote {metrics / 'simulation.json'}, {metrics / 'simulation_pairs.csv'}")
 
 

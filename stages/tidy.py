@@ -22,7 +22,7 @@ app = command_line()
 @clear_errors
 def main(params: Path = PARAMS) -> None:
     """Remove the partial chunks of every embed stage of the experiment whose output is
-    complete (data/features/.partial/MODEL-COLLECTION)."""
+    complete (data/partial/MODEL-COLLECTION)."""
     p = load_params(params)
     reset: Reset = p.reset
     pairs = [(m, c) for m in p.run.models for c in p.run.collections]

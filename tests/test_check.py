@@ -114,6 +114,16 @@ def test_every_mistake_at_once(project: Path) -> None:
     assert "near duplicates not looked for" in out
 
 
+def test_simulation_pairs_are_checked_before_anything_is_embedded(project: Path) -> None:
+    params = {**GOOD, "simulate": {"pairs": ["m:n", "m-m", "m:m"]}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    result = cli("--no-near")
+    assert result.exit_code == 1, result.output
+    assert "simulate.pairs: 'm:n' names 'n', which is not in run.models" in result.output
+    assert "simulate.pairs: 'm-m' is not TEXT:FEEDBACK" in result.output
+    assert "'m:m'" not in result.output  # a valid pair
+
+
 def test_near_duplicates_are_the_same_picture_at_another_size(project: Path) -> None:
     folder = project / "data" / "collections" / "c" / "images"
     (folder / "00010.jpg").write_bytes(jpeg_bytes(picture(300, 200, seed=2)))

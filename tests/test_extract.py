@@ -165,7 +165,7 @@ def test_same_inputs_give_identical_embeddings_ranks_and_metrics(model, tmp_path
     for name in ("first", "second"):
         run(model, ids, paths, tmp_path, name, batch_size=8, chunk_size=16)
         images = store.load(tmp_path / name)
-        queries = embed_texts(model, texts)
+        queries = embed_texts(model, texts, batch_size=64)
         table = rank_table(images.vectors, images.ids, queries, ids, "short", top_k=5)
         metrics = summarize(table["rank"].to_numpy(), len(ids))
         outcomes.append((images.vectors.copy(), table, metrics))

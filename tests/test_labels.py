@@ -73,6 +73,13 @@ def test_an_empty_label_is_no_query_of_that_labelset(tmp_path):
     assert labels.texts["long"] == ["b", "", "e", ""]  # aligned with ids, "" = none
 
 
+def test_a_labelset_with_no_label_at_all_is_an_error(tmp_path):
+    # partial is fine (above), empty is not: no metric is defined over zero queries
+    path = write(tmp_path, f"{HEADER}\n00001,a,\n00002,c, \n")
+    with pytest.raises(InputError, match=r"column 'long_label' has no label in any row"):
+        read_labels(path)
+
+
 def test_ids_keep_their_leading_zeros_and_spaces_are_trimmed(tmp_path):
     labels = read_labels(write(tmp_path, f"{HEADER}\n 00088 ,a,b\n88,c,d\n"))
     assert labels.ids == ["00088", "88"]  # two different ids

@@ -59,7 +59,7 @@ def test_the_shared_folder_goes_when_empty(tmp_path):
 @pytest.mark.slow
 def test_dvc_restore_from_the_run_cache_leaves_no_orphan(smoke_copy):
     """The state a killed embed-images run leaves (its output deleted by DVC, its chunks in
-    .partial), then `dvc repro`: DVC restores the output from its run cache without running
+    data/partial), then `dvc repro`: DVC restores the output from its run cache without running
     the stage, and the tidy stage removes the chunks."""
     ws = smoke_copy("partials")
     model = "tiny_clip"

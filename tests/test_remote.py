@@ -90,7 +90,7 @@ def set_local(workspace: Path, remote: str, **settings: str) -> None:
 
 
 def configure_like_a_user(workspace: Path, server: S3Server) -> None:
-    """The README's commands: endpoint and credentials of the default remote, locally."""
+    """The commands of docs/remote.md: endpoint and credentials of the default remote, locally."""
     for key, value in s3_settings(server).items():
         run(workspace, "dvc", "remote", "modify", "--local", "storage", key, value)
 

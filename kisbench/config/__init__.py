@@ -10,8 +10,8 @@ closest valid key or value); every problem of a file is reported at once, one pe
 
 The sections live in one module per group of stages that read them: `core` (run, models,
 collections: every stage), `embed` (the embed stages), `evaluation` (rank, evaluate, fusion,
-render), `reset`. Each declares its sections in ``SECTIONS`` (name -> dataclass; `core`
-also ``ENTRIES`` and ``REQUIRED``).
+render), `simulation` (simulate), `reset`. Each declares its sections in ``SECTIONS``
+(name -> dataclass; `core` also ``ENTRIES`` and ``REQUIRED``).
 
 Why they are found by name. Every stage imports this package, so it is in every stage's
 static import closure (`kisbench.imports`), and so is all that it imports: if it imported

@@ -30,7 +30,8 @@ class Rank:
 
 @dataclass(frozen=True)
 class Evaluate:
-    """The evaluate stage; fusion and render take the headline and the bootstrap from here."""
+    """The evaluate stage; fusion and render take the headline and the bootstrap from here,
+    simulate the bootstrap and the seed."""
 
     headline: str = opt(
         "mrr",

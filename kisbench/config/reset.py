@@ -1,4 +1,4 @@
-"""The ``reset`` section: the RESET experiment (README "RESET"), its files and its scoring.
+"""The ``reset`` section: the RESET experiment (docs/reset.md), its files and its scoring.
 
 No embed stage imports this module (`kisbench.config` loads it by name to check a file);
 ``run.reset``, which turns the RESET stages on, is in `kisbench.config.core`.
@@ -15,7 +15,7 @@ TIE_POLICIES = ("left", "exclude", "half")
 
 @dataclass(frozen=True)
 class Reset:
-    """The RESET experiment (README "RESET"): its files and how it is scored."""
+    """The RESET experiment (docs/reset.md): its files and how it is scored."""
 
     participants: str = opt(
         "data/reset/participants.csv", cache_key=True, why="RESET's participants file"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kisbench.config.schema import opt
+from kisbench.errors import InputError
 
 # kisbench.evaluation.simulation.USERS and TEMPERATURES, which this layer cannot import
 # (tests/test_simulation.py checks that the lists agree).
@@ -85,3 +86,11 @@ class Simulate:
 
 
 SECTIONS: dict[str, type] = {"simulate": Simulate}
+
+
+def split_pair(pair: str) -> tuple[str, str]:
+    """``TEXT:FEEDBACK`` of ``simulate.pairs`` -> (text model, feedback model)."""
+    text, sep, feedback = pair.partition(":")
+    if not sep or not text or not feedback or ":" in feedback:
+        raise InputError(f"simulate.pairs: {pair!r} is not TEXT:FEEDBACK (two model keys)")
+    return text, feedback

@@ -174,6 +174,14 @@ def _parse(path: Path, reader: Iterator[list[str]]) -> Labels:
         lines.append(line)
     if not ids:
         raise InputError(f"{path} has a header but no labels")
+    # A labelset may be partial, not empty: an empty one would be embedded, ranked and
+    # evaluated as zero queries, which no metric is defined for.
+    empty = [name for name in label_cols if not any(texts[name.removesuffix(LABEL_SUFFIX)])]
+    if empty:
+        raise InputError(
+            f"{path}: column {empty[0]!r} has no label in any row; fill in at least one, or "
+            "remove the column"
+        )
     return Labels(path=path, ids=ids, texts=texts, lines=lines)
 
 

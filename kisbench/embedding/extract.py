@@ -328,7 +328,7 @@ def embed_images(
     meta = _merge(work, chunks, ids, paths, out, opts, meta)
     shutil.rmtree(root, ignore_errors=True)
     with contextlib.suppress(OSError):
-        root.parent.rmdir()  # the shared ".partial" folder, once no stage has work in it
+        root.parent.rmdir()  # the shared partial folder, once empty (in git it keeps a README)
     return meta
 
 
@@ -410,7 +410,10 @@ def _rows(failed: dict[int, str], ids: Sequence[str], paths: Sequence[Path]) -> 
     return [(ids[i], paths[i].as_posix(), reason) for i, reason in sorted(failed.items())]
 
 
-def embed_texts(model: EmbeddingModel, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+def embed_texts(model: EmbeddingModel, texts: Sequence[str], batch_size: int) -> np.ndarray:
+    """The texts' embeddings in batches of ``batch_size`` (``embed.batch_size``)."""
+    if not texts:
+        raise ValueError("no texts to embed")
     parts = [
         model.encode_texts(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)
     ]

@@ -1,7 +1,7 @@
 """Partial chunks that no run will resume from (orphans), and their removal.
 
 ``kisbench.embedding.extract`` keeps an unfinished run's chunks in
-``data/features/.partial/<model>-<collection>/`` and removes them when it completes. Two
+``data/partial/<model>-<collection>/`` and removes them when it completes. Two
 ways leave them behind: a killed process (they are then what the next run resumes from),
 and DVC restoring the stage's output from its run cache after such a kill, which completes
 the stage without running it. The rule here: a partial folder is an orphan when its
@@ -11,7 +11,7 @@ chunks are kept; once the output is there (restored, or written by a run by hand
 of the stage resumes from them.
 
 Light on purpose (no torch): the tidy stage runs it after every embed stage
-(docs/robustness.md#interrupted-runs).
+(docs/robustness.md#interruption).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def orphans(pairs: Iterable[tuple[str, str]], root: Path = Path(".")) -> list[Pa
 
 
 def remove_orphans(pairs: Iterable[tuple[str, str]], root: Path = Path(".")) -> list[Path]:
-    """Remove :func:`orphans`; then the shared ``.partial`` folder if nothing else is in it.
+    """Remove :func:`orphans`; then the shared partial folder if nothing else is in it.
     Returns the folders removed."""
     removed = orphans(pairs, root)
     for folder in removed:

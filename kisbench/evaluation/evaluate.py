@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kisbench import layout
+from kisbench import files, layout
 from kisbench.data.collections import read_labels
 from kisbench.errors import InputError
 from kisbench.evaluation.layout import RANKS_INFO, curve_name, ranks_dir
@@ -252,6 +252,6 @@ def write_curves(tables: dict[tuple[str, str], pd.DataFrame], folder: Path) -> l
     written = []
     for (collection, labelset), table in tables.items():
         path = folder / curve_name(collection, labelset)
-        table.to_csv(path, index=False, float_format="%.6g")  # significant digits
+        files.write_csv(path, table, index=False, float_format="%.6g")  # significant digits
         written.append(path)
     return written

@@ -35,7 +35,7 @@ import torch
 from scipy import stats
 from tqdm import tqdm
 
-from kisbench.config.simulation import Simulate
+from kisbench.config.simulation import Simulate, split_pair
 from kisbench.data.store import EmbeddingSet, VectorLayout, legacy_layout
 from kisbench.errors import InputError
 from kisbench.evaluation.metrics import clopper_pearson, studentized
@@ -601,9 +601,7 @@ def entries(models: Sequence[str], pairs_: Sequence[str]) -> list[tuple[str, str
     (``TEXT:FEEDBACK``)."""
     out = [(m, m) for m in models]
     for pair in pairs_:
-        text, sep, fb = pair.partition(":")
-        if not sep or not text or not fb:
-            raise InputError(f"simulate.pairs: {pair!r} is not TEXT:FEEDBACK (two model keys)")
+        text, fb = split_pair(pair)
         missing = [m for m in (text, fb) if m not in models]
         if missing:
             raise InputError(

@@ -45,11 +45,12 @@ def load_model(
 
 
 def model_entry(
-    params: Config | dict[str, Any], key: str, lock: Path = Path("weights.lock.yaml")
+    params: Config | dict[str, Any], key: str, lock: Path | None = None
 ) -> dict[str, Any]:
     """The params.yaml entry of model ``key``, or an error listing the known keys; a hub
-    model's entry gets the ``revision`` that ``lock`` holds for it (`kisbench.models.lock`),
-    so every stage loads the locked commit. A missing lock file locks nothing.
+    model's entry gets the ``revision`` that ``lock`` (default: weights.lock.yaml) holds for it
+    (`kisbench.models.lock`), so every stage loads the locked commit. A missing lock file
+    locks nothing.
 
     ``params`` is a loaded file or, as YAML reads one, a mapping; this layer does not import
     the config package, which would put it in every family's code key."""
@@ -58,7 +59,7 @@ def model_entry(
     models = params.get("models", {}) if isinstance(params, Mapping) else params.models
     if key not in models:
         raise ModelError(f"unknown model key {key!r}; params.yaml defines: {', '.join(models)}")
-    return weights_lock.pinned_entry(key, models[key], lock)
+    return weights_lock.pinned_entry(key, models[key], lock or weights_lock.DEFAULT)
 
 
 __all__ = ["ModelError", "ModelSpec", "check_model", "load_model", "model_entry"]

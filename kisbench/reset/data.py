@@ -63,7 +63,7 @@ def _read(path: Path, kind: str) -> pd.DataFrame:
     if not path.is_file():
         raise InputError(
             f"RESET {kind} file {path} not found. RESET is not public: obtain it from its "
-            "authors (see README, 'RESET') and put it there, or fix the path in params.yaml "
+            "authors (see docs/reset.md) and put it there, or fix the path in params.yaml "
             f"(reset.{kind})"
         )
     text_cols = {c: str for c in (*_TEXT, *PATH_COLUMNS)}

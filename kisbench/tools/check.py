@@ -35,6 +35,7 @@ from kisbench import config, layout
 from kisbench.config.embed import Embed
 from kisbench.config.reset import Reset
 from kisbench.config.schema import UniqueKeyLoader, hint
+from kisbench.config.simulation import split_pair
 from kisbench.data.checks import ERROR, WARNING, CollectionReport, Problem, check_collection
 from kisbench.data.images import DEFAULT_MAX_PIXELS
 from kisbench.errors import InputError, ModelError
@@ -112,6 +113,23 @@ def check_params(path: Path) -> tuple[list[Problem], config.Config | None, Mappi
                     f"`models` defines: {', '.join(models)}",
                 )
             )
+    if cfg is not None:  # simulate.pairs: only the experiment's models are embedded
+        for pair in cfg.simulate.pairs:
+            try:
+                names = split_pair(pair)
+            except InputError as err:
+                problems.append(Problem(ERROR, where, str(err)))
+                continue
+            for m in names:
+                if m not in cfg.run.models:
+                    problems.append(
+                        Problem(
+                            ERROR,
+                            where,
+                            f"simulate.pairs: {pair!r} names {m!r}, which is not in run.models"
+                            f"{_close(m, list(cfg.run.models))}",
+                        )
+                    )
     for key, entry in models.items():
         if not isinstance(entry, Mapping) or not isinstance(entry.get("family"), str):
             continue  # the schema's problem, reported above

@@ -69,7 +69,7 @@ def resolve_remote(repo: Repo, name: str | None) -> tuple[str, dict[str, Any]]:
     if not name:
         raise RemoteError(
             "no default DVC remote: add one with `dvc remote add -d storage s3://BUCKET/PATH` "
-            "(README: Sharing embeddings)"
+            "(docs/remote.md)"
         )
     if name not in remotes:
         known = ", ".join(sorted(remotes)) or "none"
