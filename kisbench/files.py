@@ -9,6 +9,7 @@ file that looks complete but is not.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -54,6 +55,15 @@ def replace_file(path: Path, write: Callable[[IO[Any]], None], *, binary: bool =
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def sha256(path: Path) -> str:
+    """The hex sha256 of a file's bytes, read in blocks (weights files are gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_text(path: Path, text: str) -> None:

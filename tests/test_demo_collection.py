@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
+from kisbench import files
 from kisbench.data.collections import list_images, read_labels
 from kisbench.data.duplicates import (
     NEAR_BITS,
-    content_hash,
     find_duplicates,
     hamming,
     perceptual_hash,
@@ -75,7 +75,7 @@ def test_demo_collection_has_no_duplicates(repo_root):
     pairs it once held (labels/README.md) were at distance 0-2; the closest two different
     photographs are at 12."""
     ids, paths, _ = demo(repo_root)
-    assert len({content_hash(p) for p in paths}) == len(paths)
+    assert len({files.sha256(p) for p in paths}) == len(paths)
     hashes = [perceptual_hash(p) for p in paths]
     closest = min(
         (hamming(hashes[a], hashes[b]), ids[a], ids[b])

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 from scipy.fft import dctn
 
+from kisbench import files
 from kisbench.errors import InputError
 from kisbench.layout import DATA, images_dir
 
@@ -49,15 +50,6 @@ def equivalents_path(collection: str) -> Path:
     alone when nothing is declared) whenever the check passes. The rank stage reads it and
     depends on it: a DVC dep must exist, and the source is optional."""
     return DATA / "checks" / f"{collection}.equivalents.csv"
-
-
-def content_hash(path: Path) -> str:
-    """sha256 of the file's bytes, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def perceptual_hash(path: Path) -> int:
@@ -138,7 +130,7 @@ def find_duplicates(
 ) -> dict[str, list[list[str]]]:
     """``{"exact": groups, "near": groups}`` of a collection's images (module docstring).
     A near group may contain exact duplicates too: it is every picture that looks the same."""
-    exact = exact_groups(ids, [content_hash(p) for p in paths])
+    exact = exact_groups(ids, [files.sha256(p) for p in paths])
     near = near_groups(ids, [perceptual_hash(p) for p in paths], max_bits)
     return {"exact": exact, "near": near}
 

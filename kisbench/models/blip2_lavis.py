@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from kisbench import files
 from kisbench.models import hub, weights
 from kisbench.models.base import (
     ONE_VECTOR,
@@ -222,7 +223,7 @@ def _hub_weights(spec: ModelSpec) -> dict[str, Any]:
             if path:
                 out[item.repo_id]["files"][path.name] = hub.blob_sha256(path)
         else:
-            out[item.url] = weights.sha256(path) if path else None
+            out[item.url] = files.sha256(path) if path else None
     return out
 
 

@@ -11,11 +11,10 @@ imported), and its outputs only change when something that model computes with c
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
-from kisbench import imports
+from kisbench import files, imports
 from kisbench.models.registry import FAMILIES, Family, family_of
 from kisbench.models.spec import ModelSpec
 
@@ -24,10 +23,6 @@ def family_files(family: Family, root: Path = Path(".")) -> list[Path]:
     """The project files a family's models compute with: its adapter's import closure and
     the modules it runs in a worker process."""
     return sorted(imports.closure([family.adapter, *family.runs], root))
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def model_key(
@@ -39,7 +34,7 @@ def model_key(
         "model": key,
         "family": family.name,
         "weights_revision": revision,
-        "code": {str(p): _sha256(Path(root) / p) for p in family_files(family, root)},
+        "code": {str(p): files.sha256(Path(root) / p) for p in family_files(family, root)},
     }
 
 

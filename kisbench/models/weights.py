@@ -7,12 +7,12 @@ in a second or two with a message that says what to do (see ``hub.require``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+from kisbench import files
 from kisbench.errors import ModelError
 from kisbench.models import hub
 from kisbench.models.spec import ModelSpec
@@ -50,14 +50,6 @@ LAVIS_URLS = (
 )
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def local_folder(key: str, folder: Path, marker: str) -> dict[str, Any]:
     """Provenance of a local model folder (the tiny test models): every file's sha256."""
     if not (folder / marker).is_file():
@@ -65,10 +57,12 @@ def local_folder(key: str, folder: Path, marker: str) -> dict[str, Any]:
             f"model {key!r}: local model folder {folder} is missing or has no {marker}; "
             "for the tiny test models run `kisbench tiny-models` (or `make smoke`)"
         )
-    files = {
-        str(p.relative_to(folder)): sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()
+    hashes = {
+        str(p.relative_to(folder)): files.sha256(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
     }
-    return {"source": "local-dir", "path": str(folder), "files": files}
+    return {"source": "local-dir", "path": str(folder), "files": hashes}
 
 
 def split_hub_path(hf_hub: str) -> tuple[str, str | None]:
