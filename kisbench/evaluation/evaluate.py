@@ -150,6 +150,14 @@ def evaluate(
     return {headline: head}, details, tables
 
 
+def graphs(sets: list[RankSet]) -> dict[tuple[str, str], dict[str, RankSet]]:
+    """The rank sets by graph: ``{(collection, labelset): {model: RankSet}}``, in load order."""
+    out: dict[tuple[str, str], dict[str, RankSet]] = {}
+    for s in sets:
+        out.setdefault((s.collection, s.labelset), {})[s.model] = s
+    return out
+
+
 def compare(
     sets: list[RankSet],
     *,
@@ -164,11 +172,8 @@ def compare(
 
     Benjamini-Hochberg families: for each test, all pairs of the experiment (every
     collection and labelset) form one family, and all gains another."""
-    graphs: dict[tuple[str, str], dict[str, RankSet]] = {}
-    for s in sets:
-        graphs.setdefault((s.collection, s.labelset), {})[s.model] = s
     pairs = []
-    for (collection, labelset), by_model in graphs.items():
+    for (collection, labelset), by_model in graphs(sets).items():
         values = {m: value(s.ranks, headline, s.n_images) for m, s in by_model.items()}
         n_images = _one_size(by_model.values(), f"{collection}/{labelset}")
         best = top_models(values, top_n, headline)
@@ -215,11 +220,8 @@ def leaderboards(
 ) -> dict[str, Any]:
     """``{collection: {labelset: leaderboard}}`` over every model of each graph
     (``kisbench.evaluation.leaderboard.graph_leaderboard``), queries paired by id."""
-    graphs: dict[tuple[str, str], dict[str, RankSet]] = {}
-    for s in sets:
-        graphs.setdefault((s.collection, s.labelset), {})[s.model] = s
     out: dict[str, Any] = {}
-    for (collection, labelset), by_model in graphs.items():
+    for (collection, labelset), by_model in graphs(sets).items():
         where = f"{collection}/{labelset}"
         models = list(by_model)
         first = by_model[models[0]].by_query

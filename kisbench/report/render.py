@@ -27,6 +27,7 @@ from kisbench.data.collections import list_images, read_labels
 from kisbench.data.duplicates import duplicate_partners
 from kisbench.errors import InputError
 from kisbench.evaluation.evaluate import RankSet, load_rank_sets
+from kisbench.evaluation.evaluate import graphs as rank_graphs
 from kisbench.evaluation.layout import (
     CURVES,
     FUSION,
@@ -87,13 +88,6 @@ def _usable_cpus() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-def _graphs(sets: list[RankSet]) -> dict[tuple[str, str], dict[str, RankSet]]:
-    graphs: dict[tuple[str, str], dict[str, RankSet]] = {}
-    for s in sets:
-        graphs.setdefault((s.collection, s.labelset), {})[s.model] = s
-    return graphs
 
 
 def rank_frame(by_model: dict[str, RankSet], models: list[str], where: str) -> pd.DataFrame:
@@ -324,7 +318,7 @@ def render(
 ) -> list[Path]:
     """Draw every figure into ``out`` and write the report; returns the files written."""
     sets = load_rank_sets(settings.models, settings.collections)
-    graphs = _graphs(sets)
+    graphs = rank_graphs(sets)
     for kind in ("pairs", "examples"):  # DVC outputs: present even when empty (one model)
         (out / kind).mkdir(parents=True, exist_ok=True)
     tables = {}
