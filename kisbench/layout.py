@@ -51,4 +51,16 @@ def queries_dir(model: str, collection: str) -> Path:
     return DATA / "queries" / model / collection
 
 
+def sentences_dir(model: str, collection: str) -> Path:
+    """Per labelset, the embeddings of every label's sentences or temporal sub-queries:
+    ``<sentences_dir>/<labelset>/``, ids ``<query id>#<part>`` (the embed-sentences stage)."""
+    return DATA / "sentences" / model / collection
+
+
+def budgets_dir(model: str, collection: str) -> Path:
+    """Per labelset and token budget, the queries cut to that budget:
+    ``<budgets_dir>/<labelset>/<budget>/`` (the embed-budgets stage)."""
+    return DATA / "budgets" / model / collection
+
+
 TINY_MODELS = DATA / "models"

@@ -46,6 +46,7 @@ def main(
         ids, texts = list(queries), list(queries.values())
         vectors = embed_texts(m, texts, batch_size=p.embed.batch_size)
         truncated = m.truncated(texts)
+        tokens = m.token_counts(texts)  # uncut, special tokens included (the length audit)
         meta = {
             **m.provenance(),
             "kind": "queries",
@@ -54,6 +55,8 @@ def main(
             "count": len(texts),
             "truncated": sum(truncated),
             "truncated_ids": [i for i, t in zip(ids, truncated, strict=True) if t],
+            "context_tokens": m.context_tokens(),
+            "token_counts": dict(zip(ids, tokens, strict=True)),
         }
         store.save(out / labelset, ids, vectors, meta)
         typer.echo(

@@ -17,6 +17,9 @@ from kisbench.evaluation.ranking import on_device, rank_table
 
 app = command_line()
 
+# What of the embedding set's meta.json the rank stage passes on in info.json.
+MODEL_FACTS = ("key", "family", "metadata", "images_per_s", "device", "dtype", "decode")
+
 
 @app.command()
 @clear_errors
@@ -58,6 +61,10 @@ def main(
         "skipped_images": dict(sorted(skipped.items())),
         "skipped_targets": {i: skipped[i] for i in skipped_targets},
         "equivalents": equivalents,
+        # the ranked embedding set's model metadata and speed, for the render stage's model
+        # table (metrics/models.json): the rank stage depends on exactly this set, whereas
+        # data/features also holds other collections' and RESET's sets
+        "embedding": {k: images.meta.get(k) for k in MODEL_FACTS},
     }
     if equivalents:
         typer.echo(f"{len(equivalents)} group(s) of equivalent images ({equivalents_file})")

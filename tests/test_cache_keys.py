@@ -84,7 +84,9 @@ def test_code_keys_stage_covers_every_family_file():
         assert not missing, f"code-keys does not see {family.name}'s files {sorted(missing)}"
 
 
-@pytest.mark.parametrize("name", ["embed-images", "embed-queries", "embed-reset"])
+@pytest.mark.parametrize(
+    "name", ["embed-images", "embed-queries", "embed-budgets", "embed-sentences", "embed-reset"]
+)
 def test_embed_stages_take_the_adapter_from_their_model_key_only(name):
     stage = stages()[name]
     assert CODE_KEY in stage["deps"], f"{name} must depend on its model's key {CODE_KEY}"
@@ -113,7 +115,14 @@ def test_a_family_key_holds_its_adapter_and_not_the_others():
 # models' code keys). A change for a later stage (a render key, an evaluation path) must touch
 # none of it, or every model would be re-embedded on the GPU for nothing.
 EMBEDDING_SIDE = ("stages.embed_images", "stages.embed_queries")
-EMBEDDING_STAGES = ("code-keys", "embed-images", "embed-queries", "embed-reset")
+EMBEDDING_STAGES = (
+    "code-keys",
+    "embed-images",
+    "embed-queries",
+    "embed-budgets",
+    "embed-sentences",
+    "embed-reset",
+)
 EMBEDDING_SECTIONS = ("run", "models", "collections", "embed")
 ABOVE_EMBEDDING = ("evaluation", "reset", "report", "labeltool", "tools")
 
@@ -201,12 +210,17 @@ SECTIONS_READ = {
     "check": ["run", "collections", "embed", "reset"],
     "embed-images": ["run", "embed"],
     "embed-queries": ["run", "embed"],
+    "embed-budgets": ["run", "embed", "length"],
     "embed-reset": ["run", "embed"],
     "tidy": ["run", "reset"],
     "rank": ["rank"],
     "evaluate": ["run", "evaluate"],
     "fusion": ["run", "fusion", "evaluate"],
     "simulate": ["run", "simulate", "evaluate"],
+    "length": ["run", "rank", "evaluate", "length"],
+    "embed-sentences": ["run", "embed"],
+    "rank-sentences": ["rank", "sentences", "temporal"],
+    "sentences": ["run", "evaluate", "sentences", "temporal"],
     "render": ["run", "evaluate", "render", "collections"],
     "reset-distances": ["reset", "collections"],
     "reset": ["reset"],
@@ -323,6 +337,9 @@ READS = {
     "rank": ["rank"],
     "evaluate": ["evaluate"],
     "fusion": ["fusion"],
+    "embed-budgets": ["length"],
+    "length": ["length"],
+    "rank-sentences": ["rank", "sentences", "temporal"],
     "render": ["evaluate", "render", "collections"],
     "reset": ["reset"],
 }

@@ -65,7 +65,9 @@ def test_an_adapter_edit_changes_only_its_familys_embed_stages(workspace, adapte
     assert expected, "the smoke run must have a model of this family"
     stages = changed_after(workspace, {adapter: "\n# an edit\n"})
     assert embed_models(stages) == expected
-    both = {f"embed-{kind}@{m}-demo" for m in expected for kind in ("images", "queries")}
+    # budgets: the query-length study's queries; sentences: the labels' sentences
+    kinds = ("images", "queries", "budgets", "sentences")
+    both = {f"embed-{kind}@{m}-demo" for m in expected for kind in kinds}
     assert stages == both, f"only the embed stages of {sorted(expected)} may change: {stages}"
 
 

@@ -21,6 +21,8 @@ TOOLS = [
     "attribution",
     "vendor-vega",
     "weights",
+    "models",
+    "sweep",
 ]
 
 
@@ -40,7 +42,8 @@ def test_kisbench_lists_its_tools():
 @pytest.mark.parametrize(
     "args",
     [[t] for t in TOOLS]
-    + [["label", "serve"], ["label", "report"], ["remote", "check"], ["weights", "update"]],
+    + [["label", "serve"], ["label", "report"], ["remote", "check"], ["weights", "update"]]
+    + [["models", "list"], ["models", "add"]],
 )
 def test_every_tool_has_help(args):
     proc = kisbench(*args, "--help")

@@ -7,6 +7,7 @@ builds it; a skipped test would hide a broken set-up).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -167,3 +168,55 @@ def test_precision_is_honoured(tiny_lavis, thesis, image_files) -> None:
 def test_unknown_mode_is_refused(tiny_lavis) -> None:
     with pytest.raises(ModelError, match="mode must be one of thesis, itc"):
         _model(tiny_lavis, "both")
+
+
+def test_metadata_from_the_worker(tiny_lavis, thesis, itc) -> None:
+    """The worker's metadata against the tiny model's configs and a hand count of its ViT."""
+    vision = json.loads((tiny_lavis / "vision.json").read_text())
+    bert = json.loads((tiny_lavis / "bert-base-uncased" / "config.json").read_text())
+    a, b = thesis.provenance()["metadata"], itc.provenance()["metadata"]
+    assert a["image_size"] == b["image_size"] == [224, 224] and a["resize"] == "squash"
+    assert a["tokenizer"] == "BertTokenizer bert-base-uncased"
+    assert (a["vectors_per_image"], a["embedding_dim"]) == (1, bert["hidden_size"])
+    assert (b["vectors_per_image"], b["embedding_dim"]) == (32, 256)  # LAVIS' ITC layout
+    assert b["context_length"] == 35 and a["context_length"] == bert["max_position_embeddings"]
+    # itc adds the two projections (hidden -> 256, with bias) to the towers, not the total
+    proj = bert["hidden_size"] * 256 + 256
+    pa, pb = a["parameters"], b["parameters"]
+    assert pb["image"] - pa["image"] == proj and pb["text"] - pa["text"] == proj
+    assert pa["total"] == pb["total"] and pa["shared"] == pb["shared"] > 0
+    # the image encoder is the ViT (counted here by hand) and then the Q-Former
+    w, grid = vision["width"], (224 // vision["patch_size"]) ** 2
+    t = grid + 1
+    vit = grid * w * 3 * vision["patch_size"] ** 2 + vision["layers"] * (
+        4 * t * w * w + 2 * t * t * w + 8 * t * w * w
+    )
+    assert a["image_gflops"] == b["image_gflops"] > vit / 1e9
+
+
+def test_token_counts_match_the_bert_tokenizer_itself(tiny_lavis, thesis, itc) -> None:
+    """Uncut counts with [CLS] and [SEP], by the checkpoint's BERT tokenizer loaded here
+    (texts the caption cleaning leaves alone: lower case, no punctuation, 60 words past
+    its 50-word limit); the context: itc's 35-token cut, thesis' BERT positions."""
+    from transformers import BertTokenizer
+
+    bert = tiny_lavis / "bert-base-uncased"
+    tok = BertTokenizer.from_pretrained(bert)
+    texts = ["a dog on the grass", "dog " * 60, "red car"]
+    direct = [len(tok(t)["input_ids"]) for t in texts]
+    assert thesis.token_counts(texts) == itc.token_counts(texts) == direct
+    positions = json.loads((bert / "config.json").read_text())["max_position_embeddings"]
+    assert (itc.context_tokens(), thesis.context_tokens()) == (35, positions)
+
+
+@pytest.mark.parametrize("budget", [3, 8, 20])
+def test_a_cut_text_embeds_as_the_text_of_its_first_tokens(thesis, itc, budget) -> None:
+    """One token per "dog": 40 dogs cut to B tokens are B - 2 dogs between [CLS] and [SEP]
+    (in both modes, thesis' own text path for the plain text)."""
+    for model in (thesis, itc):
+        cut = model.encode_texts_cut(["dog " * 40], budget)
+        np.testing.assert_allclose(cut, model.encode_texts(["dog " * (budget - 2)]), atol=1e-5)
+        full = model.encode_texts_cut(TEXTS[:2], model.context_tokens())
+        np.testing.assert_allclose(full, model.encode_texts(TEXTS[:2]), atol=1e-5)
+        with pytest.raises(ValueError, match="outside"):
+            model.encode_texts_cut(TEXTS[:1], model.context_tokens() + 1)

@@ -44,13 +44,14 @@ def test_every_expected_output(workspace):
             assert images.meta["count"] == len(image_ids) and images.meta["key"] == m
             for labelset in labels.labelsets:
                 queries = store.load(workspace / layout.queries_dir(m, c) / labelset)
-                assert queries.ids == labels.ids
+                own = list(labels.queries(labelset))  # a partial labelset: its own targets
+                assert queries.ids == own
                 assert queries.vectors.shape[-1] == images.vectors.shape[-1]
                 table = pd.read_csv(
                     workspace / ranks_dir(m, c) / f"{labelset}.csv",
                     dtype={"query_id": str, "target_id": str},
                 )
-                assert table["target_id"].tolist() == labels.ids
+                assert table["target_id"].tolist() == own
                 assert table["rank"].between(1, len(image_ids)).all()
             curve = pd.read_csv(workspace / "plots" / "cumulative" / f"{c}-short.csv")
             assert curve["k"].tolist() == list(range(1, len(image_ids) + 1))
@@ -99,6 +100,70 @@ def test_simulation_outputs_and_their_display_0_is_the_rank_stage_r_at_64(worksp
         workspace / "plots" / "figures" / "simulation" / "demo-short.png"
     ).stat().st_size > 10_000
     assert "Interactive search, simulated" in (workspace / "reports" / "report.md").read_text()
+
+
+def test_length_study_outputs_and_its_full_budget_is_the_rank_stage(workspace):
+    """The query-length study: every model's budgets end at its context, and the full
+    budget (the queries cut by the budget path at the context) ranks as the plain queries
+    of the rank stage do (the evaluate stage's MRR, computed from those ranks)."""
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    summary = json.loads((workspace / "metrics" / "length.json").read_text())
+    details = json.loads((workspace / "metrics" / "kis_details.json").read_text())
+    per_query = pd.read_csv(workspace / "metrics" / "length_queries.csv", dtype={"query_id": str})
+    for labelset, by_model in summary["collections"]["demo"]["labelsets"].items():
+        assert set(by_model) == set(params["run"]["models"])
+        for m, e in by_model.items():
+            meta = store.load(workspace / layout.queries_dir(m, "demo") / labelset).meta
+            budgets = [p["budget"] for p in e["budgets"]]
+            assert budgets == sorted(budgets) and budgets[-1] == e["context"]
+            assert e["context"] == meta["context_tokens"] and max(budgets) <= e["context"]
+            assert e["effective"] in budgets
+            plain = details["demo"][labelset][m]["mrr"]["value"]
+            assert e["budgets"][-1]["mrr"] == pytest.approx(plain, rel=1e-5)  # 6 digits
+            split = e["split"]
+            assert split["truncated"]["queries"] == meta["truncated"] == e["truncated"]
+            parts = split["truncated"]["queries"] + split["untruncated"]["queries"]
+            assert parts == e["queries"] == len(meta["token_counts"]) == meta["count"]
+            rows = per_query[(per_query["model"] == m) & (per_query["labelset"] == labelset)]
+            assert dict(zip(rows["query_id"], rows["tokens"], strict=True)) == meta["token_counts"]
+            assert (rows["truncated"] == (rows["tokens"] > e["context"])).all() or m == "tiny_blip2"
+    figures = workspace / "plots" / "figures" / "length"
+    for kind in ("tokens", "budgets"):
+        assert (figures / f"{kind}-demo-short.png").stat().st_size > 10_000
+    report = (workspace / "reports" / "report.md").read_text()
+    assert "Query length: what truncation costs" in report
+
+
+def test_sentence_and_temporal_outputs_against_the_rank_stage(workspace):
+    """The smoke copy's demo labels have a temporal labelset (kisbench.tools.temporal_demo):
+    the long labels get every strategy, the short ones (one sentence each) none, the
+    temporal ones both aggregations; truncate's value on the temporal queries is the
+    evaluate stage's for the whole labelset (the same queries)."""
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    labels = read_labels(workspace / layout.labels_path("demo"))
+    temporal = labels.queries("temporal")
+    assert temporal and all(">>" in t for t in temporal.values())
+    summary = json.loads((workspace / "metrics" / "sentences.json").read_text())
+    details = json.loads((workspace / "metrics" / "kis_details.json").read_text())
+    results = summary["results"]["demo"]
+    assert set(results) == {"long", "temporal"}
+    for m in params["run"]["models"]:
+        assert set(results["long"][m]) == {"mean", "score_mean", "score_min", "score_product"}
+        assert set(results["temporal"][m]) == {"viret", "somhunter"}
+        for e in results["temporal"][m].values():
+            assert e["queries"] == len(temporal)
+            assert e["truncate"] == pytest.approx(
+                details["demo"]["temporal"][m]["mrr"]["value"], rel=1e-5
+            )
+        for e in results["long"][m].values():
+            assert e["queries"] == len(labels.queries("long"))
+    pairs = pd.read_csv(workspace / "metrics" / "sentences_pairs.csv")
+    assert len(pairs) == len(params["run"]["models"]) * 6
+    figures = workspace / "plots" / "figures" / "sentences"
+    for labelset in ("long", "temporal"):
+        assert (figures / f"demo-{labelset}.png").stat().st_size > 10_000
+    report = (workspace / "reports" / "report.md").read_text()
+    assert "## Multi-sentence and temporal queries" in report
 
 
 def test_second_repro_runs_nothing(workspace):

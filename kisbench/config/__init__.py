@@ -90,6 +90,9 @@ def _collect() -> tuple[dict[str, type], dict[str, Any], dict[str, str]]:
 SECTIONS, ENTRIES, _OWNER = _collect()
 REQUIRED = core.REQUIRED
 ALL_SECTIONS = (*REQUIRED, *(name for name in _OWNER if name not in REQUIRED))
+# Checks across sections (a module's ``CHECKS``: functions of the parsed sections that append
+# problems, e.g. a group in run.models), run once every section is read; found by name too.
+_CHECKS = [check for module in _section_modules() for check in getattr(module, "CHECKS", ())]
 
 
 def load_params(path: Path = DEFAULT) -> Config:
@@ -122,6 +125,8 @@ def parse(raw: Any, source: str = "params.yaml") -> Config:
             values[name] = ENTRIES[name](raw.get(name), problems)
         elif name in raw or name not in REQUIRED:
             values[name] = check_section(SECTIONS[name], raw.get(name), name, problems)
+    for cross in _CHECKS:
+        cross(values, problems)
     if problems:
         raise InputError(problems_error(source, problems))
     return Config(values, source=source)

@@ -1,5 +1,6 @@
 """The checks of a collection that need no model: its folder, its images' headers, exact and
-near-duplicate images, its labels file and every labelled ID against the image IDs.
+near-duplicate images, its labels file and every labelled ID against the image IDs, its
+optional frames.csv and the syntax of its temporal labels (``a >> b``).
 
 Every problem is collected, none stops the others (`kisbench check` reports them all at
 once). A problem is an ``error`` when a stage would fail on it (or, worse, compute a wrong
@@ -24,7 +25,9 @@ from tqdm import tqdm
 
 from kisbench.data import duplicates
 from kisbench.data.collections import Labels, check_targets, list_images, read_labels
+from kisbench.data.frames import FRAMES_FILE, read_frames
 from kisbench.data.images import DEFAULT_MAX_PIXELS, UnreadableImage, probe, scan_jpeg
+from kisbench.data.sentences import is_temporal, split_temporal
 from kisbench.errors import InputError
 
 ERROR = "error"
@@ -187,7 +190,32 @@ def check_labels(
                 f"unreadable: {shown}{more}; their queries rank 'never found'",
             )
         )
+    problems += _temporal_problems(path, labels)
     return labels, skipped_targets, problems
+
+
+def _frames_problems(path: Path, ids: set[str]) -> list[Problem]:
+    """The collection's optional frames.csv (kisbench.data.frames), read strictly."""
+    if not path.is_file():
+        return []
+    try:
+        read_frames(path, ids)
+    except InputError as err:
+        return [Problem(ERROR, str(path), _strip(str(err), str(path)))]
+    return []
+
+
+def _temporal_problems(path: Path, labels: Labels) -> list[Problem]:
+    """Temporal labels (``a >> b``) whose sub-queries are not all there."""
+    problems = []
+    for labelset in labels.labelsets:
+        for query, text in labels.queries(labelset).items():
+            if is_temporal(text):
+                try:
+                    split_temporal(text, f"query {query} ({labelset})")
+                except InputError as err:
+                    problems.append(Problem(ERROR, str(path), str(err)))
+    return problems
 
 
 def _strip(message: str, where: str) -> str:
@@ -226,6 +254,7 @@ def check_collection(
             report.equivalents = duplicates.read_equivalents(source, ids)
         except InputError as err:
             report.problems.append(Problem(ERROR, str(source), _strip(str(err), str(source))))
+        report.problems += _frames_problems(Path(images_folder).parent / FRAMES_FILE, set(ids))
     if labels_path is not None:
         if not ids:  # the file can still be read, its IDs not checked
             try:

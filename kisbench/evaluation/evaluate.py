@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,23 +63,28 @@ def _ordered(tables: list[Path], order: list[str]) -> list[Path]:
     return sorted(tables, key=lambda p: (position.get(p.stem, len(order)), p.stem))
 
 
-def load_rank_sets(models: list[str], collections: list[str]) -> list[RankSet]:
+def load_rank_sets(
+    models: list[str],
+    collections: list[str],
+    folder: Callable[[str, str], Path] = ranks_dir,
+) -> list[RankSet]:
     """Every (model, collection, labelset) ranks table of the experiment; all must exist.
 
     Labelsets come in the order of the collection's labels file, so every table and figure
-    shows them in that order.
+    shows them in that order. ``folder(model, collection)``: where a rank set's tables are
+    (another stage's rank sets laid out alike, e.g. the multi-sentence strategies').
     """
     out: list[RankSet] = []
     missing: list[str] = []
     for collection in collections:
         order = labelset_order(collection)
         for model in models:
-            folder = ranks_dir(model, collection)
-            tables = _ordered(list(folder.glob("*.csv")), order) if folder.is_dir() else []
+            where = folder(model, collection)
+            tables = _ordered(list(where.glob("*.csv")), order) if where.is_dir() else []
             if not tables:
-                missing.append(str(folder))
+                missing.append(str(where))
                 continue
-            info = json.loads((folder / RANKS_INFO).read_text(encoding="utf-8"))
+            info = json.loads((where / RANKS_INFO).read_text(encoding="utf-8"))
             for path in tables:
                 df = pd.read_csv(path, dtype={"query_id": str, "target_id": str, "top_ids": str})
                 labelset = path.stem

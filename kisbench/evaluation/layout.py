@@ -54,3 +54,18 @@ SIMULATION_CURVES = Path("plots") / "simulation"
 def simulation_curve_name(collection: str, labelset: str, user: str) -> str:
     """``demo-short-ideal.csv``: keys are [a-z0-9_], so '-' splits them."""
     return f"{collection}-{labelset}-{user}.csv"
+
+
+STRATEGIES = DATA / "strategies"
+
+
+def strategy_ranks_dir(model: str, collection: str, strategy: str | None = None) -> Path:
+    """The rank-sentences stage's output; ``<it>/<strategy>/`` is laid out like
+    :func:`ranks_dir` (``<labelset>.csv``, ``RANKS_INFO``), the rank set ``<model>~<strategy>``."""
+    folder = STRATEGIES / model / collection
+    return folder / strategy if strategy else folder
+
+
+# The length stage's files in METRICS (docs/evaluation.md#query-length).
+LENGTH_SUMMARY = "length.json"
+LENGTH_QUERIES = "length_queries.csv"

@@ -33,6 +33,16 @@ class AlignEmbedder(HfEmbedder):
         scale = 1.0 / self.model.temperature.detach().item()
         return {**super()._provenance_extra(), "logit_scale": scale}
 
+    def _parameter_groups(self) -> tuple[dict[str, torch.Tensor], ...]:
+        # AlignModel: vision_model (EfficientNet), text_model (BERT) + text_projection, and
+        # the temperature (one number, in neither tower).
+        everything = dict(self.model.named_parameters())
+        image = {k: v for k, v in everything.items() if k.startswith("vision_model.")}
+        text = {
+            k: v for k, v in everything.items() if k.startswith(("text_model.", "text_projection."))
+        }
+        return image, text, everything
+
     @torch.inference_mode()
     def encode_images(self, pixels: torch.Tensor) -> np.ndarray:
         pixels = pixels.to(self.device, dtype=self.dtype)

@@ -13,6 +13,7 @@ from PIL import Image
 from kisbench.data.store import ONE_VECTOR, SEVERAL_VECTORS, VectorLayout
 from kisbench.devices import PRECISIONS, resolve_device, resolve_precision
 from kisbench.errors import ModelError
+from kisbench.models import metadata as measure
 from kisbench.models.pixels import PixelSpec, spec_from_transform
 from kisbench.models.spec import ModelSpec
 
@@ -60,6 +61,30 @@ class EmbeddingModel(ABC):
     def truncated(self, texts: Sequence[str]) -> list[bool]:
         """For each text: is it longer than the text encoder's context (and so cut)?"""
 
+    # Token budgets (the query-length study, docs/evaluation.md#query-length). Not abstract,
+    # so that a family without them still loads; the study then names the family.
+    def context_tokens(self) -> int:
+        """The most tokens the text encoder takes, special tokens included."""
+        raise ModelError(
+            f"model {self.spec.key!r}: family {self.spec.family!r} has no token budgets"
+        )
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """For each text: its tokens by the family's own tokenizer, special tokens included,
+        before any cut (so a count above :meth:`context_tokens` means truncated)."""
+        raise ModelError(
+            f"model {self.spec.key!r}: family {self.spec.family!r} has no token counts"
+        )
+
+    def encode_texts_cut(self, texts: Sequence[str], max_tokens: int) -> np.ndarray:
+        """Like ``encode_texts``, with every text cut to at most ``max_tokens`` tokens
+        (special tokens included, and still ending the cut sequence where the family has
+        an end token). ``max_tokens`` is at most :meth:`context_tokens`: a budget equal to
+        it embeds exactly as ``encode_texts`` does."""
+        raise ModelError(
+            f"model {self.spec.key!r}: family {self.spec.family!r} has no token budgets"
+        )
+
     def provenance(self) -> dict[str, Any]:
         """What produced the embeddings (it heads every embedding set's ``meta.json``): the
         params entry, the library, the weights actually loaded, the preprocessing, the
@@ -75,10 +100,67 @@ class EmbeddingModel(ABC):
             "device": str(self.device),
         }
         extra = self._provenance_extra()
-        clash = sorted((record.keys() | {"vectors"}) & extra.keys())
+        clash = sorted((record.keys() | {"vectors", "metadata"}) & extra.keys())
         if clash:  # a family's details never silently replace the common record
             raise TypeError(f"{type(self).__name__}._provenance_extra repeats {clash}")
-        return {**record, **extra, "vectors": self.vectors.to_meta()}
+        return {
+            **record,
+            **extra,
+            "vectors": self.vectors.to_meta(),
+            "metadata": self.metadata(),
+        }
+
+    def metadata(self) -> dict[str, Any]:
+        """The model as measured from itself (docs/models.md#model-metadata): text context,
+        tokenizer, input size and resize, embedding size, vectors per image, parameters of
+        each tower, image-encoder GFLOPs. Measured once per loaded model (one image through
+        the image encoder), then kept: provenance is asked for more than once."""
+        found = self.__dict__.get("_metadata_record")
+        if found is None:
+            found = self._metadata()
+            self.__dict__["_metadata_record"] = found
+        return found
+
+    def _metadata(self) -> dict[str, Any]:
+        """For a family that computes in this process: one mid-grey 320 x 240 picture
+        through ``image_transform`` (its output is the input size) and, counted, through
+        ``encode_images`` (its output gives the embedding size and vectors per image); the
+        towers' tensors from :meth:`_parameter_groups`. A family that computes elsewhere
+        (the LAVIS worker) overrides this."""
+        picture = Image.new("RGB", (320, 240), (128, 128, 128))
+        pixels = self.image_transform(picture).unsqueeze(0)
+        image, text, everything = self._parameter_groups()
+        gflops, out = measure.count_gflops(
+            lambda: self.encode_images(pixels), [*everything.values(), *image.values()]
+        )
+        resize, interpolation = self._resize_mode()
+        return measure.record(
+            context_length=self.context_tokens(),
+            tokenizer=self._tokenizer_name(),
+            image_size=(int(pixels.shape[-2]), int(pixels.shape[-1])),
+            resize=resize,
+            interpolation=interpolation,
+            embedding_dim=int(out.shape[-1]),
+            vectors_per_image=int(out.shape[1]) if out.ndim == 3 else 1,
+            params=measure.parameter_counts(image, text, everything),
+            image_gflops=gflops,
+        )
+
+    def _parameter_groups(self) -> tuple[dict[str, torch.Tensor], ...]:
+        """(image tower, text tower, whole model): tensors by checkpoint name."""
+        raise ModelError(f"model {self.spec.key!r}: its family does not name its towers")
+
+    def _tokenizer_name(self) -> str:
+        """The tokenizer's class (and hub name or folder)."""
+        return measure.tokenizer_name(getattr(self, "tokenizer", None))
+
+    def _resize_mode(self) -> tuple[str, str | None]:
+        """(resize, interpolation) of ``image_transform``: ``shortest`` (shortest side to
+        the input size, then centre crop) or ``squash`` (both sides to the input size)."""
+        spec = self.pixel_spec()
+        if spec is None:
+            return "unknown", None
+        return spec.resize, spec.interpolation
 
     def _provenance_extra(self) -> dict[str, Any]:
         """The family's own provenance details (text context, queries per image, ...)."""
@@ -100,6 +182,18 @@ def precision_name(dtype: torch.dtype) -> str:
     return {v: k for k, v in PRECISIONS.items()}[dtype]
 
 
+def checked_budget(model: EmbeddingModel, max_tokens: int) -> int:
+    """``max_tokens`` if it is a budget the model can take (2 to its context), else an
+    error: a budget beyond the context would silently mean the full context."""
+    context = model.context_tokens()
+    if not 2 <= int(max_tokens) <= context:  # room for the start and end tokens
+        raise ValueError(
+            f"model {model.spec.key!r}: token budget {max_tokens} is outside 2..{context} "
+            "(its text context)"
+        )
+    return int(max_tokens)
+
+
 def l2_normalize(x: torch.Tensor) -> np.ndarray:
     """Unit vectors along the last axis, as a float32 array (whatever the compute dtype)."""
     x = x.float()
@@ -114,6 +208,7 @@ __all__ = [
     "ModelError",
     "ModelSpec",
     "VectorLayout",
+    "checked_budget",
     "l2_normalize",
     "precision_name",
     "resolve_device",

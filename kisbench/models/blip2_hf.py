@@ -57,6 +57,14 @@ class Blip2HfEmbedder(HfEmbedder):
         # (the simulate stage then uses its documented constant).
         return {**super()._provenance_extra(), "queries_per_image": queries, "logit_scale": None}
 
+    def _parameter_groups(self) -> tuple[dict[str, torch.Tensor], ...]:
+        # The two tower classes each load the checkpoint's one Q-Former (and its query
+        # tokens): by checkpoint name it is shared, and counted once in the total. The text
+        # side never uses the query tokens.
+        image = dict(self.vision.named_parameters())
+        text = {k: v for k, v in self.textm.named_parameters() if k != "query_tokens"}
+        return image, text, {**text, **image}
+
 
 def load(spec: ModelSpec, device: str = "auto", precision: str = "auto") -> Blip2HfEmbedder:
     return Blip2HfEmbedder(spec, device=device, precision=precision)

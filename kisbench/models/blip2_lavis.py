@@ -31,6 +31,7 @@ from PIL import Image
 
 from kisbench import files
 from kisbench.models import hub, weights
+from kisbench.models import metadata as measure
 from kisbench.models.base import (
     ONE_VECTOR,
     SEVERAL_VECTORS,
@@ -38,6 +39,7 @@ from kisbench.models.base import (
     ModelError,
     ModelSpec,
     VectorLayout,
+    checked_budget,
     precision_name,
 )
 
@@ -200,6 +202,16 @@ class Blip2LavisModel(EmbeddingModel):
     def truncated(self, texts: Sequence[str]) -> list[bool]:
         return self.worker.ask({"op": "truncated", "texts": list(texts)})["truncated"]
 
+    def context_tokens(self) -> int:
+        return int(self.worker.info["context_tokens"])
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        return self.worker.ask({"op": "token_counts", "texts": list(texts)})["token_counts"]
+
+    def encode_texts_cut(self, texts: Sequence[str], max_tokens: int) -> np.ndarray:
+        cut = checked_budget(self, max_tokens)
+        return self.worker.array_call("texts", texts=list(texts), max_tokens=cut)
+
     def _provenance_extra(self) -> dict[str, Any]:
         info = self.worker.info
         return {
@@ -210,6 +222,17 @@ class Blip2LavisModel(EmbeddingModel):
             "queries_per_image": info["queries"] if self.vectors.several else 1,
             "logit_scale": info.get("logit_scale"),  # 1 / temp in itc mode, else None
         }
+
+    def _metadata(self) -> dict[str, Any]:
+        # Measured by the worker, in the environment that computes the embeddings.
+        found = self.worker.ask({"op": "metadata"})["metadata"]
+        return measure.record(
+            **{k: v for k, v in found.items() if k not in ("image_size", "parameters")},
+            image_size=tuple(found["image_size"]),
+            resize="squash",  # BlipImageEval: both sides to the input size, no crop
+            interpolation="bicubic",
+            params=found["parameters"],
+        )
 
 
 def _hub_weights(spec: ModelSpec) -> dict[str, Any]:

@@ -5,17 +5,20 @@ class that puts these together."""
 
 from __future__ import annotations
 
+import contextlib
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import transformers
 from PIL import Image
 
 from kisbench.models import hub, weights
-from kisbench.models.base import EmbeddingModel, ModelError, ModelSpec
+from kisbench.models import metadata as measure
+from kisbench.models.base import EmbeddingModel, ModelError, ModelSpec, checked_budget
 
 
 class Source:
@@ -82,14 +85,30 @@ class TextTokens:
             list(texts),
             padding="longest",  # padding is masked out: the length does not change results
             truncation=True,
-            max_length=self.limit,
+            max_length=self.cut or self.limit,
             return_tensors="pt",
         )
         return {k: v.to(device) for k, v in enc.items()}
 
+    cut: int | None = None  # a token budget below the limit, while `budget` holds it
+
+    @contextlib.contextmanager
+    def budget(self, max_tokens: int) -> Iterator[None]:
+        """Cut at ``max_tokens`` instead of the limit inside the block (the tokenizer's own
+        truncation keeps [CLS] first and [SEP] last), so that the families' encode_texts
+        embed a budget by their one text path."""
+        self.cut = int(max_tokens)
+        try:
+            yield
+        finally:
+            self.cut = None
+
+    def counts(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text, special tokens included, uncut."""
+        return [len(ids) for ids in self.tokenizer(list(texts), truncation=False)["input_ids"]]
+
     def truncated(self, texts: Sequence[str]) -> list[bool]:
-        lengths = [len(ids) for ids in self.tokenizer(list(texts), truncation=False)["input_ids"]]
-        return [n > self.limit for n in lengths]
+        return [n > self.limit for n in self.counts(texts)]
 
 
 def text_limit(spec: ModelSpec, max_positions: int) -> int:
@@ -137,5 +156,47 @@ class HfEmbedder(EmbeddingModel):
     def truncated(self, texts: Sequence[str]) -> list[bool]:
         return self.text.truncated(texts)
 
+    def context_tokens(self) -> int:
+        return self.text.limit
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        return self.text.counts(texts)
+
+    def encode_texts_cut(self, texts: Sequence[str], max_tokens: int) -> np.ndarray:
+        with self.text.budget(checked_budget(self, max_tokens)):
+            return self.encode_texts(texts)
+
     def _provenance_extra(self) -> dict[str, Any]:
         return {"context_length": self.text.limit}
+
+    def _tokenizer_name(self) -> str:
+        return measure.tokenizer_name(self.text.tokenizer)
+
+    def _resize_mode(self) -> tuple[str, str | None]:
+        return processor_resize(self._transform.processor)
+
+
+def processor_resize(processor: Any) -> tuple[str, str | None]:
+    """(resize, interpolation) of a Hugging Face image processor, in the words of
+    ``PixelSpec``: ``shortest`` (shortest side to a size, then centre crop) or ``squash``
+    (both sides to height x width; ``squash, centre crop`` when a crop follows)."""
+
+    def field(size: Any, name: str) -> Any:
+        return size.get(name) if isinstance(size, dict) else getattr(size, name, None)
+
+    size = getattr(processor, "size", None)
+    crop = bool(getattr(processor, "do_center_crop", False))
+    if field(size, "shortest_edge"):
+        resize = "shortest" if crop else "shortest, no crop"
+    elif field(size, "height") and field(size, "width"):
+        resize = "squash, centre crop" if crop else "squash"
+    else:
+        resize = "unknown"
+    if not getattr(processor, "do_resize", True):
+        resize = "none"
+    resample = getattr(processor, "resample", None)
+    try:
+        interpolation = Image.Resampling(int(resample)).name.lower()
+    except (TypeError, ValueError):
+        interpolation = None if resample is None else str(resample)
+    return resize, interpolation

@@ -14,6 +14,11 @@ LAVIS prints goes to stderr. Arrays travel as ``.npy`` files (no pickle):
   embeddings, L2-normalised: ``thesis`` (B, 768), ``itc`` (B, 32, 256)
 - ``{"op": "texts", "texts": [...], "out": out.npy}`` -> ``thesis`` (T, 768), ``itc`` (T, 256)
 - ``{"op": "truncated", "texts": [...]}`` -> ``{"truncated": [bool, ...]}``
+- ``{"op": "metadata"}`` -> ``{"metadata": {...}}``: tokenizer, parameters, image-encoder
+  GFLOPs of one image, embedding size (kisbench/models/metadata.py counts the same way)
+- ``{"op": "texts", ..., "max_tokens": n}``: each text cut to n tokens first (a budget)
+- ``{"op": "token_counts", "texts": [...]}`` -> ``{"token_counts": [int, ...]}``; the ready
+  answer's ``info`` holds ``context_tokens``
 - end of stdin: the worker exits
 
 Modes: ``thesis`` takes exactly the features the thesis code took: the unprojected first
@@ -124,6 +129,7 @@ class Blip2Lavis:
             "max_words": int(self.text_eval.max_words),
             "text_tokens": ITC_TEXT_TOKENS if self.mode == "itc" else None,
             "queries": int(model.query_tokens.shape[1]),
+            "context_tokens": self.context_tokens(),
             # BLIP-2's ITC divides cosines by its learned `temp`; the thesis' features have none
             "logit_scale": 1.0 / model.temp.detach().item() if self.mode == "itc" else None,
             "libraries": _versions(),
@@ -138,20 +144,47 @@ class Blip2Lavis:
         return F.normalize(out.image_embeds_proj.float(), dim=-1).cpu().numpy()
 
     @torch.inference_mode()
-    def texts(self, texts: list[str]) -> np.ndarray:
+    def texts(self, texts: list[str], max_tokens: int | None = None) -> np.ndarray:
+        """The texts' embeddings; ``max_tokens``: cut each (after the caption cleaning) to
+        that many tokens, [CLS] first and [SEP] last (the tokenizer's own truncation)."""
         captions = [self.text_eval(t) for t in texts]
-        if self.mode == "thesis":
+        if self.mode == "thesis" and max_tokens is None:
             out = self.model.extract_features({"text_input": captions}, mode="text")
             return F.normalize(out.text_embeds[:, 0, :].float(), dim=-1).cpu().numpy()
+        if self.mode == "thesis":
+            # extract_features' text path (padding to the longest, no cut), with the cut
+            tokens = self.model.tokenizer(
+                captions,
+                padding=True,
+                truncation=True,
+                max_length=max_tokens,
+                return_tensors="pt",
+            ).to(self.device)
+            out = self.model.Qformer.bert(
+                tokens.input_ids, attention_mask=tokens.attention_mask, return_dict=True
+            )
+            return F.normalize(out.last_hidden_state[:, 0, :].float(), dim=-1).cpu().numpy()
         tokens = self.model.tokenizer(
             captions,
-            padding="max_length",
+            padding="max_length",  # masked out: a shorter budget pads less, same result
             truncation=True,
-            max_length=ITC_TEXT_TOKENS,
+            max_length=max_tokens or ITC_TEXT_TOKENS,
             return_tensors="pt",
         ).to(self.device)
         cls = self.model.forward_text(tokens)
         return F.normalize(self.model.text_proj(cls).float(), dim=-1).cpu().numpy()
+
+    def context_tokens(self) -> int:
+        """itc: the 35-token cut; thesis: the text BERT's positions (the caption cleaning's
+        word limit comes first)."""
+        if self.mode == "itc":
+            return ITC_TEXT_TOKENS
+        return int(self.model.Qformer.config.max_position_embeddings)
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        """Tokens of each cleaned caption before any cut (word limit or token limit),
+        [CLS] and [SEP] included."""
+        return [len(self.model.tokenizer(self.text_uncut(t))["input_ids"]) for t in texts]
 
     def truncated(self, texts: list[str]) -> list[bool]:
         """Cut by the caption processor's word limit (both modes), or, in ``itc`` mode, by
@@ -165,6 +198,59 @@ class Blip2Lavis:
                 cut = n > ITC_TEXT_TOKENS
             out.append(cut)
         return out
+
+    def metadata(self) -> dict:
+        """What kisbench/models/metadata.py measures in the main environment, measured here
+        the same way: one image of the input size through ``images``, its matrix products,
+        convolutions and attention counted by ``FlopCounterMode`` (which counts 2 per
+        multiply-add: halved, so one multiply-add = one FLOP)."""
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        from torch.utils.flop_counter import FlopCounterMode
+
+        size = self.info["image_size"]
+        pixels = np.zeros((1, 3, size, size), dtype=np.float32)
+        named = dict(self.model.named_parameters())
+        trainable = [w for w in named.values() if w.requires_grad]
+        fast = torch.backends.mha.get_fastpath_enabled()
+        # Fused attention kernels are invisible to the counter; the counter's module tracker
+        # cannot hook tensors that require gradients under inference mode.
+        torch.backends.mha.set_fastpath_enabled(False)
+        for w in trainable:
+            w.requires_grad_(False)
+        try:
+            with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+                out = self.images(pixels)
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fast)
+            for w in trainable:
+                w.requires_grad_(True)
+        # The thesis' features are the unprojected Q-Former outputs: no projections then.
+        image_parts = ["visual_encoder.", "ln_vision.", "query_tokens", "Qformer."]
+        text_parts = ["Qformer."]
+        if self.mode == "itc":
+            image_parts.append("vision_proj.")
+            text_parts.append("text_proj.")
+        image = {k: v for k, v in named.items() if k.startswith(tuple(image_parts))}
+        text = {k: v for k, v in named.items() if k.startswith(tuple(text_parts))}
+
+        def count(tensors: dict) -> int:
+            return sum({id(t): t.numel() for t in tensors.values()}.values())
+
+        tokenizer = self.model.tokenizer
+        return {
+            "context_length": self.context_tokens(),
+            "tokenizer": f"{type(tokenizer).__name__} {tokenizer.name_or_path}",
+            "image_size": [size, size],
+            "embedding_dim": int(out.shape[-1]),
+            "vectors_per_image": int(out.shape[1]) if out.ndim == 3 else 1,
+            "parameters": {
+                "image": count(image),
+                "text": count(text),
+                "shared": count({k: v for k, v in image.items() if k in text}),
+                "total": count(named),
+            },
+            "image_gflops": counter.get_total_flops() / 2 / 1e9,
+        }
 
 
 def _lower_precision(vit: torch.nn.Module, dtype: torch.dtype) -> None:
@@ -206,8 +292,12 @@ def serve(config: dict) -> None:
                 np.save(request["out"], model.images(pixels))
                 answer({"ok": True})
             elif request["op"] == "texts":
-                np.save(request["out"], model.texts(request["texts"]))
+                np.save(request["out"], model.texts(request["texts"], request.get("max_tokens")))
                 answer({"ok": True})
+            elif request["op"] == "token_counts":
+                answer({"token_counts": model.token_counts(request["texts"])})
+            elif request["op"] == "metadata":
+                answer({"metadata": model.metadata()})
             elif request["op"] == "truncated":
                 answer({"truncated": model.truncated(request["texts"])})
             else:

@@ -24,7 +24,14 @@ from open_clip.tokenizer import HFTokenizer
 from PIL import Image
 
 from kisbench.models import hub, weights
-from kisbench.models.base import ONE_VECTOR, EmbeddingModel, ModelError, ModelSpec, l2_normalize
+from kisbench.models.base import (
+    ONE_VECTOR,
+    EmbeddingModel,
+    ModelError,
+    ModelSpec,
+    checked_budget,
+    l2_normalize,
+)
 
 
 class OpenClipModel(EmbeddingModel):
@@ -65,6 +72,25 @@ class OpenClipModel(EmbeddingModel):
     def truncated(self, texts: Sequence[str]) -> list[bool]:
         return [self._n_tokens(t) > self.context_length for t in texts]
 
+    def context_tokens(self) -> int:
+        return self.context_length
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        return [self._n_tokens(t) for t in texts]
+
+    @torch.inference_mode()
+    def encode_texts_cut(self, texts: Sequence[str], max_tokens: int) -> np.ndarray:
+        cut = checked_budget(self, max_tokens)
+        # open_clip's own cut at `cut` tokens (its SimpleTokenizer puts the end-of-text token
+        # last, where CLIP pools; the HF tokenizer keeps its end token), then padded to the
+        # full context as encode_texts pads (SigLIP pools the last position).
+        tokens = self.tokenizer(list(texts), context_length=cut)
+        if cut < self.context_length:
+            hf = getattr(self.tokenizer, "tokenizer", None)
+            pad = getattr(hf, "pad_token_id", None) or 0  # SimpleTokenizer pads with 0
+            tokens = torch.nn.functional.pad(tokens, (0, self.context_length - cut), value=pad)
+        return l2_normalize(self.model.encode_text(tokens.to(self.device)))
+
     def _n_tokens(self, text: str) -> int:
         hf = getattr(self.tokenizer, "tokenizer", None)
         if hf is not None:  # HFTokenizer (SigLIP): ids include the special tokens
@@ -80,6 +106,25 @@ class OpenClipModel(EmbeddingModel):
             else None
         )
         return {"context_length": self.context_length, "logit_scale": scale}
+
+    def _parameter_groups(self) -> tuple[dict[str, torch.Tensor], ...]:
+        # open_clip keeps the image tower under `visual`; the rest is the text tower but
+        # the learned temperature and bias (one number each, in neither tower).
+        everything = dict(self.model.named_parameters())
+        image = {k: v for k, v in everything.items() if k.startswith("visual.")}
+        text = {
+            k: v
+            for k, v in everything.items()
+            if k not in image and k not in ("logit_scale", "logit_bias")
+        }
+        return image, text, everything
+
+    def _resize_mode(self) -> tuple[str, str | None]:
+        resize, interpolation = super()._resize_mode()
+        if resize == "unknown":  # e.g. "longest" (resize keeping the ratio, then pad)
+            cfg = getattr(self.model.visual, "preprocess_cfg", {})
+            return str(cfg.get("resize_mode", "unknown")), cfg.get("interpolation")
+        return resize, interpolation
 
 
 Resolved = tuple[str, dict[str, Any], Any, dict[str, Any]]

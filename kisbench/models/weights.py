@@ -28,7 +28,7 @@ TRANSFORMERS_WEIGHTS = (
     "pytorch_model.bin.index.json",
 )
 
-# Where open_clip's pretrained tags of the thesis models live on the hub (open_clip 3.3's
+# Where open_clip's pretrained tags of the params models live on the hub (open_clip 3.3's
 # own table, `open_clip.get_pretrained_cfg(model, tag)["hf_hub"]`, copied so that the check
 # needs no open_clip import, which takes seconds; tests/test_models_openclip.py keeps the
 # copy equal to open_clip's). A tag missing here is checked after open_clip is imported.
@@ -38,6 +38,31 @@ OPEN_CLIP_TAGS: dict[tuple[str, str], str] = {
     ("ViT-H-14-378-quickgelu", "dfn5b"): "apple/DFN5B-CLIP-ViT-H-14-378/",
     ("ViT-g-14", "laion2b_s34b_b88k"): "laion/CLIP-ViT-g-14-laion2B-s34B-b88K/",
     ("ViT-H-14", "laion2b_s32b_b79k"): "laion/CLIP-ViT-H-14-laion2B-s32B-b79K/",
+    # the presets beyond the thesis (params.yaml models, docs/models.md#presets)
+    ("ViT-L-14-quickgelu", "openai"): "timm/vit_large_patch14_clip_224.openai/",
+    ("ViT-L-14-336-quickgelu", "openai"): "timm/vit_large_patch14_clip_336.openai/",
+    ("ViT-L-14", "datacomp_xl_s13b_b90k"): "laion/CLIP-ViT-L-14-DataComp.XL-s13B-b90K/",
+    ("xlm-roberta-base-ViT-B-32", "laion5b_s13b_b90k"): (
+        "laion/CLIP-ViT-B-32-xlm-roberta-base-laion5B-s13B-b90k/"
+    ),
+    ("ViT-B-16-SigLIP2-256", "webli"): "timm/ViT-B-16-SigLIP2-256/",
+    ("ViT-L-16-SigLIP2-384", "webli"): "timm/ViT-L-16-SigLIP2-384/",
+    ("ViT-SO400M-14-SigLIP2-378", "webli"): "timm/ViT-SO400M-14-SigLIP2-378/",
+    ("ViT-SO400M-16-SigLIP2-512", "webli"): "timm/ViT-SO400M-16-SigLIP2-512/",
+    ("ViT-gopt-16-SigLIP2-384", "webli"): "timm/ViT-gopt-16-SigLIP2-384/",
+    ("PE-Core-B-16", "meta"): "timm/PE-Core-B-16/",
+    ("PE-Core-L-14-336", "meta"): "timm/PE-Core-L-14-336/",
+    ("PE-Core-bigG-14-448", "meta"): "timm/PE-Core-bigG-14-448/",
+    ("ViT-H-14-worldwide-quickgelu", "metaclip2_worldwide"): (
+        "timm/vit_huge_patch14_clip_224.metaclip2_worldwide/"
+    ),
+    ("MobileCLIP2-S0", "dfndr2b"): "timm/MobileCLIP2-S0-OpenCLIP/",
+    ("MobileCLIP2-B", "dfndr2b"): "timm/MobileCLIP2-B-OpenCLIP/",
+    ("MobileCLIP2-L-14", "dfndr2b"): "timm/MobileCLIP2-L-14-OpenCLIP/",
+    ("EVA02-E-14-plus", "laion2b_s9b_b144k"): (
+        "timm/eva02_enormous_patch14_plus_clip_224.laion2b_s9b_b144k/"
+    ),
+    ("ViT-L-14-quickgelu", "dfn2b"): "apple/DFN2B-CLIP-ViT-L-14/",
 }
 
 # LAVIS' BLIP-2 (pretrain_vitL) downloads these itself, hard-coded: a BERT tokenizer and

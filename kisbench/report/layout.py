@@ -9,6 +9,8 @@ from pathlib import Path
 
 FIGURES = Path("plots") / "figures"
 REPORT = Path("reports") / "report.md"
+# The experiment's models: metadata, licence, measured speed (kisbench.report.models)
+MODELS = Path("metrics") / "models.json"
 
 
 def figure_name(kind: str, collection: str, labelset: str) -> str:

@@ -14,6 +14,9 @@ import pandas as pd
 
 from kisbench import files
 from kisbench.evaluation.metrics import LOWER_IS_BETTER, RECALL_KS, chance_levels
+from kisbench.report import length as query_length
+from kisbench.report import models as model_table
+from kisbench.report import sentences as sentence_report
 from kisbench.report import simulation
 from kisbench.report.layout import figure_name
 
@@ -64,6 +67,12 @@ class Inputs:
     collections: dict[str, Any] = field(default_factory=dict)
     # the simulate stage's summary and pairs (kisbench.report.simulation); empty: no section
     simulation: dict[str, Any] = field(default_factory=dict)
+    # the length stage's summary (kisbench.report.length); empty: no section
+    length: dict[str, Any] = field(default_factory=dict)
+    # the sentences stage's summary (kisbench.report.sentences); empty: no section
+    sentences: dict[str, Any] = field(default_factory=dict)
+    # metrics/models.json's records (kisbench.report.models); empty: no section
+    models: dict[str, Any] = field(default_factory=dict)
 
 
 def _figure(inputs: Inputs, key: str, caption: str, where: Path) -> str:
@@ -318,6 +327,7 @@ def build(inputs: Inputs, where: Path) -> str:
         "fusion (rrf) and the sum of each model's per-query z-scored (zscore) or min-max "
         "rescaled (minmax) scores.\n\n",
         _figure(inputs, "cumulative.png", "cumulative curves", where),
+        model_table.section(inputs.models, list(inputs.details)),
     ]
     for collection, by_labelset in inputs.details.items():
         first = next(iter(next(iter(by_labelset.values())).values()))
@@ -345,6 +355,7 @@ def build(inputs: Inputs, where: Path) -> str:
             if board is not None and len(board["models"]) > 1:
                 out.append("#### Leaderboard: which ranks are real\n\n")
                 out.append(_leaderboard(board))
+            out.append(model_table.pareto_text(inputs.figures, collection, labelset, where))
             top = order[: inputs.top_n]
             pairs = inputs.pairs
             pairs = pairs[(pairs["collection"] == collection) & (pairs["labelset"] == labelset)]
@@ -393,6 +404,8 @@ def build(inputs: Inputs, where: Path) -> str:
     if inputs.simulation:
         sim = inputs.simulation
         out.append(simulation.section(sim["summary"], inputs.figures, where, sim["pairs"]))
+    out.append(query_length.section(inputs.length, inputs.figures, where))
+    out.append(sentence_report.section(inputs.sentences, inputs.figures, where))
     return "".join(out)
 
 

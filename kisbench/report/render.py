@@ -11,7 +11,7 @@ import json
 import multiprocessing as mp
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,11 @@ from kisbench.evaluation.layout import (
 from kisbench.evaluation.metrics import value
 from kisbench.evaluation.pairwise import top_models
 from kisbench.report import figures, qualitative, simulation
+from kisbench.report import length as query_length
 from kisbench.report import markdown as report
-from kisbench.report.layout import FIGURES, REPORT, figure_name
+from kisbench.report import models as model_table
+from kisbench.report import sentences as sentence_report
+from kisbench.report.layout import FIGURES, MODELS, REPORT, figure_name
 
 # Columns of the stages' tables that hold names: never parsed as numbers.
 TEXT = {c: str for c in ("collection", "labelset", "model", "model_a", "model_b", "members")}
@@ -63,6 +66,8 @@ class Settings:
     example_ids: list[str]
     top_images: int
     workers: int  # processes drawing figures
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)  # params `models`
+    licences: dict[str, str] = field(default_factory=dict)  # params `cards`, by model
 
     @classmethod
     def from_params(cls, p: Config) -> Settings:
@@ -73,6 +78,8 @@ class Settings:
             models=list(p.run.models),
             collections=list(p.run.collections),
             palette=list(p.models),
+            entries={k: dict(v) for k, v in p.models.items()},
+            licences=model_table.licences(p),
             xmax={c: e.xmax for c, e in entries.items() if e.xmax is not None},
             headline=ev.headline,
             n_boot=ev.bootstrap,
@@ -315,11 +322,13 @@ def render(
     fusion: Path = FUSION,
     out: Path = FIGURES,
     report_path: Path = REPORT,
+    models_file: Path = MODELS,
 ) -> list[Path]:
-    """Draw every figure into ``out`` and write the report; returns the files written."""
+    """Draw every figure into ``out``, write the models file and the report; returns the
+    files written."""
     sets = load_rank_sets(settings.models, settings.collections)
     graphs = rank_graphs(sets)
-    for kind in ("pairs", "examples"):  # DVC outputs: present even when empty (one model)
+    for kind in ("pairs", "examples", "pareto"):  # DVC outputs: present even when empty
         (out / kind).mkdir(parents=True, exist_ok=True)
     tables = {}
     for collection, labelset in graphs:
@@ -337,11 +346,23 @@ def render(
     written |= draw_all(_jobs(graphs, settings, fusion, facts), settings, out)
     sim_summary = simulation.load(metrics)  # the simulate stage's, when it ran
     written |= simulation.draw(sim_summary, settings.palette, out)
+    length_summary, length_queries = query_length.load(metrics)  # the length stage's
+    written |= query_length.draw(length_summary, length_queries, settings.palette, out)
+    sentence_summary = sentence_report.load(metrics)  # the sentences stage's
+    written |= sentence_report.draw(sentence_summary, out)
 
     fusion_table = metrics / "fusion.csv"
     board = metrics / "leaderboard.json"
+    details = json.loads((metrics / "kis_details.json").read_text(encoding="utf-8"))
+    leaderboard = json.loads(board.read_text(encoding="utf-8")) if board.is_file() else {}
+    # The experiment's models (kisbench.report.models): their file and Pareto figures.
+    models = model_table.model_records(
+        settings.models, settings.collections, settings.entries, settings.licences
+    )
+    models_path = model_table.write_records(models, models_file)
+    written |= model_table.draw(leaderboard, details, models, out)
     inputs = report.Inputs(
-        details=json.loads((metrics / "kis_details.json").read_text(encoding="utf-8")),
+        details=details,
         pairs=_read_table(metrics / "pairs.csv"),
         gains=_read_table(metrics / "gains.csv"),
         fusion=_read_table(fusion_table) if fusion_table.is_file() else pd.DataFrame(),
@@ -349,13 +370,16 @@ def render(
         n_boot=settings.n_boot,
         top_n=settings.top_n,
         figures=written,
-        leaderboard=json.loads(board.read_text(encoding="utf-8")) if board.is_file() else {},
+        leaderboard=leaderboard,
         collections=facts,
         simulation={"summary": sim_summary, "pairs": _read_table(metrics / simulation.PAIRS)}
         if sim_summary
         else {},
+        length=length_summary,
+        sentences=sentence_summary,
+        models=models,
     )
-    return [*written.values(), report.write(inputs, report_path)]
+    return [*written.values(), models_path, report.write(inputs, report_path)]
 
 
 def _read_table(path: Path) -> pd.DataFrame:

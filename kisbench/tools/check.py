@@ -102,8 +102,15 @@ def check_params(path: Path) -> tuple[list[Problem], config.Config | None, Mappi
         for line in str(err).splitlines():
             problems.append(Problem(ERROR, where, line.removeprefix(prefix)))
     models = raw.get("models") if isinstance(raw.get("models"), Mapping) else {}
+    # A group there is the groups check's to report, with what to run instead. Its module is
+    # reached by name, as kisbench.config finds it, so that it stays out of the check
+    # stage's code key (only the tools read groups).
+    groups = sys.modules[config.schema_module("groups")]
+    named = set(groups.BUILTIN)
+    if isinstance(raw.get("groups"), Mapping):
+        named |= set(raw["groups"])
     for section, key in (("run", "models"), ("reset", "models")):
-        unknown = [m for m in _names(raw, section, key) if m not in models]
+        unknown = [m for m in _names(raw, section, key) if m not in models and m not in named]
         for m in unknown:
             problems.append(
                 Problem(

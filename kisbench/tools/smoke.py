@@ -21,6 +21,7 @@ import yaml
 from kisbench import config
 from kisbench.cli import command_line
 from kisbench.layout import TINY_MODELS
+from kisbench.tools.temporal_demo import add_temporal_labels
 
 app = command_line()
 
@@ -82,6 +83,10 @@ def make_workspace(src: Path, dst: Path, overrides: dict[str, Any]) -> Path:
     from kisbench.models.testing.builders import make_all
 
     make_all(dst / TINY_MODELS, names=[m for m in run.models if m in TINY_BUILDERS])
+    checked = config.parse(merged)
+    if "demo" in run.collections and checked.temporal.aggregations:
+        # the copy's demo labels only: temporal queries over its pseudo-videos (frames.csv)
+        add_temporal_labels(dst, "demo", checked.temporal.lookahead)
     git(dst, "init", "-q", "-b", "main")
     git(dst, "add", "-A")
     git(dst, "commit", "-q", "-m", "smoke workspace")

@@ -21,8 +21,9 @@ def main(
     name: list[str] = typer.Option(
         None,
         metavar="NAME",
-        help="Only these models (repeatable); default all (tiny_clip, tiny_siglip, tiny_align, "
-        "tiny_blip2_hf, tiny_blip2); an unknown name is refused with the list.",
+        help="Only these models (repeatable); default all (tiny_clip, tiny_siglip, "
+        "tiny_siglip2, tiny_pe_core, tiny_mobileclip2, tiny_align, tiny_blip2_hf, tiny_blip2); "
+        "an unknown name is refused with the list.",
     ),
 ) -> None:
     """Build the tiny models (fixed seed, so always the same weights) under OUT/<name>.

@@ -1,6 +1,8 @@
 """Tiny random-weight stand-ins for the real models, for tests and `make smoke`.
 
-One per family, built from small configs with a fixed seed and saved to a local folder,
+One per family, and one per architecture among the open_clip presets (SigLIP 2, Perception
+Encoder, MobileCLIP2: open_clip's own configs shrunk), built from small configs with a
+fixed seed and saved to a local folder,
 then loaded through exactly the code path of the real weights (open_clip's ``local-dir:``,
 transformers' ``from_pretrained(folder)``, LAVIS' own builder and checkpoint loader).
 Their retrieval results are chance level: they check the pipeline, not the models.
@@ -8,6 +10,7 @@ Their retrieval results are chance level: they check the pipeline, not the model
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -20,7 +23,11 @@ from typing import Any
 import torch
 
 from kisbench.errors import ModelError
-from kisbench.models.testing.timm_tiny import TINY_SIGLIP_TRUNK
+from kisbench.models.testing.timm_tiny import (
+    TINY_MCI_TRUNK,
+    TINY_PE_CORE_TRUNK,
+    TINY_SIGLIP_TRUNK,
+)
 
 OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
 OPENAI_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -127,15 +134,24 @@ def _fresh(folder: Path) -> Path:
     return folder
 
 
-def _save_openclip(folder: Path, config: dict[str, Any], seed: int) -> Path:
+def _save_openclip(
+    folder: Path,
+    config: dict[str, Any],
+    seed: int,
+    reinit: Callable[[torch.nn.Module], None] | None = None,
+) -> Path:
     """Write ``config``, build the model from it by open_clip's own ``local-dir:`` path (so
-    construction and loading share one code path) and save its random weights."""
+    construction and loading share one code path) and save its random weights (after
+    ``reinit``, where a tower's default initialisation would make its output constant)."""
     import open_clip
     from safetensors.torch import save_file
 
     (folder / "open_clip_config.json").write_text(json.dumps(config, indent=2) + "\n")
     torch.manual_seed(seed)
     model = open_clip.create_model(f"local-dir:{folder}")
+    if reinit is not None:
+        with torch.no_grad():
+            reinit(model)
     # safetensors refuses tensors that share memory; clone makes each one its own.
     state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / "open_clip_model.safetensors"))
@@ -177,6 +193,153 @@ def make_tiny_siglip(folder: Path, seed: int = 0) -> Path:
     )
     fast.save_pretrained(str(folder))
     return _save_openclip(folder, TINY_SIGLIP, seed)
+
+
+def shrunk(
+    name: str, tag: str, embed_dim: int, vision: dict[str, Any], text: dict[str, Any]
+) -> dict[str, Any]:
+    """open_clip's own config of architecture ``name`` with the sizes (and the image trunk)
+    replaced, so that every other switch (pooling, masks, activations, context length) is
+    the real model's; the preprocessing is that of its ``tag``, at the tiny image size."""
+    import open_clip
+
+    model_cfg = copy.deepcopy(open_clip.get_model_config(name))
+    model_cfg["embed_dim"] = embed_dim
+    model_cfg["vision_cfg"].update(vision)
+    model_cfg["text_cfg"].update(text)
+    tag_cfg = open_clip.get_pretrained_cfg(name, tag)
+    preprocess = {
+        "size": model_cfg["vision_cfg"]["image_size"],
+        "mean": list(tag_cfg.get("mean", OPENAI_MEAN)),
+        "std": list(tag_cfg.get("std", OPENAI_STD)),
+        "interpolation": tag_cfg.get("interpolation", "bicubic"),
+        "resize_mode": tag_cfg.get("resize_mode", "shortest"),
+    }
+    return {"model_cfg": model_cfg, "preprocess_cfg": preprocess}
+
+
+TOWER = {"width": 64, "heads": 2, "layers": 2}  # every tiny text tower
+
+# Gemma's special tokens, at Gemma's ids (pad 0, eos 1, bos 2, unk 3, mask 4), then the 256
+# byte tokens its byte fallback needs.
+GEMMA_SPECIAL = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"]
+GEMMA_BYTES = [f"<0x{i:02X}>" for i in range(256)]
+TINY_GEMMA_VOCAB = 640
+
+
+def tiny_gemma_tokenizer(folder: Path) -> int:
+    """A Gemma-style tokenizer (SigLIP 2's) saved in ``folder``; returns its vocabulary size.
+
+    As Gemma's: spaces become "▁" (no pre-tokenizer, no lower-casing), BPE with byte
+    fallback (any text tokenizes, no unknown token: a Czech or Chinese label becomes byte
+    tokens), Gemma's special-token ids, loaded by transformers as ``GemmaTokenizer``. As
+    SigLIP 2 uses it in open_clip: ``<eos>`` appended (no ``<bos>``), padded on the right to
+    the full context (the tower pools the last position). Those two settings are what we
+    understand the hub's SigLIP 2 tokenizer to do; it was not checked offline."""
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
+    from transformers import PreTrainedTokenizerFast
+
+    # Trained with words split off (so that no merge spans a word boundary, as in Gemma's
+    # SentencePiece model), then rebuilt around the learnt vocabulary as Gemma's is.
+    learner = Tokenizer(models.BPE(unk_token="<unk>"))
+    learner.normalizer = normalizers.Replace(" ", "▁")
+    learner.pre_tokenizer = pre_tokenizers.Split("▁", behavior="merged_with_next")
+    trainer = trainers.BpeTrainer(
+        vocab_size=TINY_GEMMA_VOCAB,
+        special_tokens=GEMMA_SPECIAL + GEMMA_BYTES,
+        initial_alphabet=list(string.ascii_letters + string.digits + string.punctuation + "▁"),
+    )
+    learner.train_from_iterator(_CORPUS, trainer=trainer)
+    learnt = json.loads(learner.to_str())["model"]
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in learnt["merges"]]
+    bpe = models.BPE(
+        vocab=learnt["vocab"], merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True
+    )
+    tok = Tokenizer(bpe)
+    tok.normalizer = normalizers.Replace(" ", "▁")
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+    )
+    tok.add_special_tokens(GEMMA_SPECIAL)
+    eos = GEMMA_SPECIAL.index("<eos>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A <eos>", special_tokens=[("<eos>", eos)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        **{f"{name}_token": f"<{name}>" for name in ("pad", "eos", "bos", "unk", "mask")},
+        model_max_length=64,
+        padding_side="right",
+    )
+    fast.save_pretrained(str(folder))
+    config_file = folder / "tokenizer_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config |= {"tokenizer_class": "GemmaTokenizer", "add_bos_token": False, "add_eos_token": True}
+    config_file.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return tok.get_vocab_size()
+
+
+def make_tiny_siglip2(folder: Path, seed: int = 0) -> Path:
+    """Tiny SigLIP 2 (open_clip's ViT-B-16-SigLIP2-256 shrunk): SigLIP's tiny ViT trunk,
+    the text tower with SigLIP 2's switches (tanh GELU, last-token pooling, no causal
+    mask, 64 tokens, canonicalised text) and a Gemma-style tokenizer in the folder."""
+    folder = _fresh(folder)
+    vocab = tiny_gemma_tokenizer(folder)
+    config = shrunk(
+        "ViT-B-16-SigLIP2-256",
+        "webli",
+        embed_dim=64,  # SigLIP's trunk has no projection: its width is the embedding
+        vision={"image_size": 32, "timm_model_name": TINY_SIGLIP_TRUNK},
+        text={**TOWER, "vocab_size": vocab, "hf_tokenizer_name": "kisbench/tiny-siglip2"},
+    )
+    return _save_openclip(folder, config, seed)
+
+
+def make_tiny_pe_core(folder: Path, seed: int = 0) -> Path:
+    """Tiny Perception Encoder (open_clip's PE-Core-B-16 shrunk): timm's PE ViT at toy size,
+    a causal CLIP text tower with PE's 32-token context, its preprocessing (squash,
+    bilinear, mean and std 0.5)."""
+    config = shrunk(
+        "PE-Core-B-16",
+        "meta",
+        embed_dim=32,
+        vision={"image_size": 32, "timm_model_name": TINY_PE_CORE_TRUNK},
+        text=TOWER,
+    )
+    return _save_openclip(_fresh(folder), config, seed)
+
+
+def make_tiny_mobileclip2(folder: Path, seed: int = 0) -> Path:
+    """Tiny MobileCLIP2 (open_clip's MobileCLIP2-S0 shrunk): a one-block-per-stage FastViT
+    MCi0 image tower, a text tower without a causal mask, mean 0 and std 1."""
+    config = shrunk(
+        "MobileCLIP2-S0",
+        "dfndr2b",
+        embed_dim=32,
+        vision={"image_size": 64, "timm_model_name": TINY_MCI_TRUNK},
+        text=TOWER,
+    )
+    return _save_openclip(_fresh(folder), config, seed, reinit=_lively_fastvit)
+
+
+def _lively_fastvit(model: torch.nn.Module) -> None:
+    """FastViT's default initialisation (small convolutions, layer scales of 1e-5, batch
+    norms at their initial statistics) shrinks a random image's signal about 2000-fold
+    over the four stages, so every image gave the same vector: He-initialised
+    convolutions and layer scales of 0.5 keep images apart."""
+    for name, param in model.visual.named_parameters():
+        if param.ndim == 4:
+            torch.nn.init.kaiming_normal_(param)
+        elif "layer_scale" in name:
+            param.fill_(0.5)
 
 
 def _bert_tokenizer(folder: Path) -> Any:
@@ -305,6 +468,9 @@ def make_tiny_blip2_lavis(folder: Path, seed: int = 0) -> Path:
 TINY_MODELS: dict[str, Callable[[Path, int], Path]] = {
     "tiny_clip": make_tiny_clip,
     "tiny_siglip": make_tiny_siglip,
+    "tiny_siglip2": make_tiny_siglip2,
+    "tiny_pe_core": make_tiny_pe_core,
+    "tiny_mobileclip2": make_tiny_mobileclip2,
     "tiny_align": make_tiny_align,
     "tiny_blip2_hf": make_tiny_blip2_hf,
     "tiny_blip2": make_tiny_blip2_lavis,

@@ -66,6 +66,9 @@ MAX_STORED = 4096
 ENTRIES: dict[str, dict[str, Any]] = {
     "tiny_clip": {"family": "open_clip", "model": "local-dir:{root}/tiny_clip"},
     "tiny_siglip": {"family": "open_clip", "model": "local-dir:{root}/tiny_siglip"},
+    "tiny_siglip2": {"family": "open_clip", "model": "local-dir:{root}/tiny_siglip2"},
+    "tiny_pe_core": {"family": "open_clip", "model": "local-dir:{root}/tiny_pe_core"},
+    "tiny_mobileclip2": {"family": "open_clip", "model": "local-dir:{root}/tiny_mobileclip2"},
     "tiny_align": {"family": "align", "source": "{root}/tiny_align"},
     "tiny_blip2_hf": {"family": "blip2_hf", "source": "{root}/tiny_blip2_hf", "context_length": 35},
     "tiny_blip2": {"family": "blip2_lavis", "mode": "thesis", "local_dir": "{root}/tiny_blip2"},
