@@ -226,15 +226,28 @@ def rank_table(
     result = rank_targets(
         queries, images, targets, top_k=top_k, device=device, layout=layout, equivalents=pairs
     )
+    return ranks_frame(image_ids, target_ids, labelset, result.ranks, result.scores, result.top)
+
+
+def ranks_frame(
+    image_ids: Sequence[str],
+    target_ids: Sequence[str],
+    labelset: str,
+    ranks: np.ndarray,
+    scores: np.ndarray,
+    top: np.ndarray,
+) -> pd.DataFrame:
+    """The ranks table (``RANK_COLUMNS``, one row per query; the query id is the target id)
+    from each query's target rank and score and its best images' positions ``top``."""
     ids = np.asarray(image_ids, dtype=object)
     return pd.DataFrame(
         {
-            "query_id": target_ids,
-            "target_id": target_ids,
+            "query_id": list(target_ids),
+            "target_id": list(target_ids),
             "labelset": labelset,
-            "rank": result.ranks,
-            "score": result.scores,
-            "top_ids": [" ".join(ids[row]) for row in result.top],
+            "rank": ranks,
+            "score": scores,
+            "top_ids": [" ".join(ids[row]) for row in top],
         },
         columns=RANK_COLUMNS,
     )

@@ -55,10 +55,10 @@ from kisbench.data.frames import Frame
 from kisbench.data.store import VectorLayout
 from kisbench.evaluation.ranking import (
     MISSING,
-    RANK_COLUMNS,
     TIE_EPS,
     equivalent_pairs,
     rank_table,
+    ranks_frame,
     score_matrix,
     target_ranks,
 )
@@ -174,18 +174,8 @@ def ranks_from_scores(
     ranks = target_ranks(scores, targets, tolerance=tolerance, equivalents=pairs)
     k = min(top_k, scores.shape[1])
     top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    ids = np.asarray(image_ids, dtype=object)
-    return pd.DataFrame(
-        {
-            "query_id": list(target_ids),
-            "target_id": list(target_ids),
-            "labelset": labelset,
-            "rank": ranks,
-            "score": np.where(targets >= 0, own, np.nan).astype(np.float32),
-            "top_ids": [" ".join(ids[row]) for row in top],
-        },
-        columns=RANK_COLUMNS,
-    )
+    score = np.where(targets >= 0, own, np.nan).astype(np.float32)
+    return ranks_frame(image_ids, target_ids, labelset, ranks, score, top)
 
 
 def rank_parts(
