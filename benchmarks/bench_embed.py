@@ -7,7 +7,10 @@ N generated 1280x720 JPEGs. In one run it prints:
 - end to end: images/s of the embed stage's loop (kisbench.embedding.extract.embed_images) with the
   params.yaml ``embed`` settings (or the options given here), files to embeddings on disk;
 - their ratio;
-- the thesis-style baseline: Pillow in the main process, fp32, batch 100, no draft.
+- the thesis-style baseline: Pillow in the main process, fp32, batch 100, no draft;
+- on a CPU, each image's CPU time in the model and in the input pipeline, and the ratio
+  that bounds end to end / model only when both share the cores.
+Each figure is measured ``--repeats`` times (3), taking turns; the medians are reported.
 
 ``--random-weights`` builds the full-size architecture of an open_clip params entry without
 pretrained weights (same compute as the real model, no download).
@@ -139,42 +142,79 @@ def bench_model(
     ids: list[str],
     tmp: Path,
     baseline: bool,
+    repeats: int = 1,
 ) -> tuple[float, float | None]:
-    """Print one model's figures; return (end-to-end seconds, baseline seconds)."""
+    """Print one model's figures; return (end-to-end seconds, baseline seconds), medians.
+
+    With ``repeats`` > 1 the measurements take turns (model only, end to end, pipeline,
+    baseline, then again), so that a slow spell of a shared machine falls on all of them,
+    and the medians are compared."""
     n = len(ids)
     m = build(key, entry, random_weights, device, precision)
     typer.echo(
         f"== {key} ({'random weights' if random_weights else 'pretrained'}), device "
         f"{getattr(m, 'device', 'cpu')}, dtype {getattr(m, 'dtype', '?')}, input {m.pixel_spec()}"
     )
-    only, only_cpu = model_only(m, n, options.batch_size)
-    typer.echo(f"model only:  {only:10.1f} images/s  (batch {min(options.batch_size, n)})")
+    fp32 = None
+    if baseline:
+        same = getattr(m, "dtype", None) == torch.float32
+        fp32 = m if same else build(key, entry, random_weights, device, "fp32")
+    thesis = replace(options, batch_size=100, workers=0, decode="pil", draft=False)
     out = tmp / "out"
-    shutil.rmtree(out, ignore_errors=True)
-    run = partial(embed_images, m, ids, paths, out, partial=tmp / "partial", options=options)
-    meta, wall, cpu = timed(partial(run, progress=False), sync=True)
+    got: dict[str, list[float]] = {k: [] for k in ("only", "only_cpu", "wall", "io", "io_cpu")}
+    got["base"] = []
+    meta: dict[str, Any] = {}
+    for turn in range(repeats):
+        only, only_cpu = model_only(m, n, options.batch_size)
+        shutil.rmtree(out, ignore_errors=True)
+        run = partial(embed_images, m, ids, paths, out, partial=tmp / "partial", options=options)
+        meta, wall, cpu = timed(partial(run, progress=False), sync=True)
+        shutil.rmtree(out)
+        run = partial(embed_images, PipelineOnly(m), ids, paths, out, partial=tmp / "partial2")
+        _, wall_io, cpu_io = timed(partial(run, options=options, progress=False), sync=True)
+        shutil.rmtree(out)
+        line = (
+            f"[{turn + 1}/{repeats}] model only {only:.1f}, end to end {n / wall:.1f} "
+            f"({n / wall / only:.1%}), input pipeline alone {n / wall_io:.1f}"
+        )
+        if fp32 is not None:
+            run = partial(embed_images, fp32, ids, paths, out, partial=tmp / "p3", options=thesis)
+            _, base_wall, _ = timed(partial(run, progress=False), sync=True)
+            shutil.rmtree(out)
+            got["base"].append(base_wall)
+            line += f", baseline {n / base_wall:.1f}"
+        typer.echo(line + " images/s; main process CPU " + f"{cpu:.1f} s")
+        figures = {"only": only, "only_cpu": only_cpu, "wall": wall, "io": wall_io}
+        for name, v in {**figures, "io_cpu": cpu_io}.items():
+            got[name].append(v)
+    med = {name: float(np.median(v)) for name, v in got.items() if v}
+    only, wall = med["only"], med["wall"]
     e2e = n / wall
+    typer.echo(f"model only:  {only:10.1f} images/s  (batch {min(options.batch_size, n)})")
     typer.echo(
-        f"end to end:  {e2e:10.1f} images/s  (decode {meta['decode']}, batch "
+        f"end to end:  {e2e:10.1f} images/s  (decode {meta['decode']}, draft "
+        f"{f'gap {options.draft_gap:g}' if options.draft else 'off'}, batch "
         f"{options.batch_size}, workers {meta['workers']}, chunk {options.chunk_size}, "
-        f"main process CPU {cpu:.1f} s, wall {wall:.1f} s)"
+        f"wall {wall:.1f} s)"
     )
     typer.echo(f"end to end / model only: {e2e / only:.1%}")
-    shutil.rmtree(out)
-    run = partial(embed_images, PipelineOnly(m), ids, paths, out, partial=tmp / "partial2")
-    _, wall_io, _ = timed(partial(run, options=options, progress=False), sync=True)
-    typer.echo(f"input pipeline alone (no model): {n / wall_io:10.1f} images/s")
-    if not baseline:
+    typer.echo(f"input pipeline alone (no model): {n / med['io']:10.1f} images/s")
+    if str(getattr(m, "device", "cpu")) == "cpu" and meta["decode"] == "pil":
+        # On a CPU the model and the decoding share the cores: with all of them busy all the
+        # time, end to end is at best model CPU / (model CPU + decoding CPU).
+        per_model = med["only_cpu"] / (-(-n // options.batch_size) * min(options.batch_size, n))
+        per_io = med["io_cpu"] / n
+        typer.echo(
+            f"CPU time per image: model {1000 * per_model:.1f} ms, input pipeline "
+            f"{1000 * per_io:.1f} ms; with every core busy end to end reaches at most "
+            f"{per_model / (per_model + per_io):.1%} of model only"
+        )
+    if fp32 is None:
         return wall, None
-    del m, run
-    shutil.rmtree(out)
-    fp32 = build(key, entry, random_weights, device, "fp32")
-    thesis = replace(options, batch_size=100, workers=0, decode="pil", draft=False)
-    run = partial(embed_images, fp32, ids, paths, out, partial=tmp / "partial", options=thesis)
-    _, base_wall, _ = timed(partial(run, progress=False), sync=True)
+    base_wall = med["base"]
     typer.echo(
-        f"thesis-style baseline (Pillow in the main process, fp32, batch 100): "
-        f"{n / base_wall:.1f} images/s; end to end is {base_wall / wall:.1f}x faster"
+        f"thesis-style baseline (Pillow in the main process, fp32, batch 100, no draft): "
+        f"{n / base_wall:.1f} images/s; end to end is {base_wall / wall:.2f}x faster"
     )
     return wall, base_wall
 
@@ -193,7 +233,11 @@ def main(
     batch_size: int = typer.Option(None, help="Overrides embed.batch_size."),
     workers: int = typer.Option(None, help="Overrides embed.workers."),
     decode: str = typer.Option(None, help="Overrides embed.decode (auto, device, pil)."),
+    draft_gap: float = typer.Option(None, help="Overrides embed.draft_gap."),
     baseline: bool = typer.Option(True, help="Also time the thesis-style baseline."),
+    repeats: int = typer.Option(
+        3, min=1, help="Measurements of each figure, taking turns; medians are reported."
+    ),
     workdir: Path = typer.Option(None, help="Folder for the JPEGs.", show_default="a temp dir"),
 ) -> None:
     """Time each model: model only, end to end, thesis-style baseline; then the sweep."""
@@ -202,7 +246,12 @@ def main(
     p = load_params(params)
     device = device or p.embed.device
     precision = precision or p.embed.precision
-    overrides = {"batch_size": batch_size, "workers": workers, "decode": decode}
+    overrides = {
+        "batch_size": batch_size,
+        "workers": workers,
+        "decode": decode,
+        "draft_gap": draft_gap,
+    }
     given = {k: v for k, v in overrides.items() if v is not None}
     options = replace(EmbedOptions.from_params(p.embed), **given).checked()
     width, height = (int(v) for v in size.lower().split("x"))
@@ -217,7 +266,7 @@ def main(
         for key in model:
             entry = model_entry(p, key)
             args = (key, entry, random_weights, device, precision, options, paths, ids, tmp)
-            totals.append(bench_model(*args, baseline=baseline))
+            totals.append(bench_model(*args, baseline=baseline, repeats=repeats))
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
     finally:

@@ -11,7 +11,10 @@ from typer.testing import CliRunner
 
 from kisbench import layout
 from kisbench.data import store
-from kisbench.evaluation.layout import fusion_path, ranks_dir
+from kisbench.errors import InputError
+from kisbench.evaluation.evaluate import CHANCE_COLUMN, RankSet, chance_curve
+from kisbench.evaluation.evaluate import evaluate as evaluate_sets
+from kisbench.evaluation.layout import CURVES, curve_name, fusion_path, ranks_dir
 from kisbench.report.layout import FIGURES, REPORT
 from stages import evaluate, fusion, rank, render
 
@@ -120,6 +123,39 @@ def test_stages_end_to_end(project):
     assert order == sorted(order)  # models listed best first
     assert "](../plots/figures/pairs/toy-short.png)" in report
     assert "long over short labels" in report
+
+    # The curve tables: k, the models, then chance, k / N of the 30 images.
+    for ls in ("short", "long"):
+        curve = pd.read_csv(project / CURVES / curve_name("toy", ls))
+        assert list(curve.columns) == ["k", *MODELS, "chance"]
+        assert curve["k"].tolist() == list(range(1, N_IMAGES + 1))
+        assert curve["chance"].to_numpy() == pytest.approx(curve["k"] / N_IMAGES, rel=1e-5)
+    assert "| chance" not in report  # the column is no model of the report's tables
+
+
+def rank_set(model, ranks, n_images, labelset="short"):
+    return RankSet(model, "toy", labelset, np.array(ranks), n_images, None)
+
+
+def test_curve_tables_by_hand():
+    """N = 3 images: a found at ranks 1 and 3, b at 2 and never (rank 4 > N); chance is
+    1/3, 2/3, 1 (a random ranking's target is uniform over the 3 ranks)."""
+    _, _, tables = evaluate_sets([rank_set("a", [1, 3], 3), rank_set("b", [2, 4], 3)], n_boot=20)
+    table = tables[("toy", "short")]
+    assert list(table.columns) == ["k", "a", "b", CHANCE_COLUMN]
+    assert table["k"].tolist() == [1, 2, 3]
+    assert table["a"].tolist() == pytest.approx([0.5, 0.5, 1.0])
+    assert table["b"].tolist() == pytest.approx([0.0, 0.5, 0.5])
+    assert table[CHANCE_COLUMN].tolist() == pytest.approx([1 / 3, 2 / 3, 1.0])
+    # beyond N a random ranking has found every target: capped at 1
+    assert chance_curve(np.arange(1, 7), 3).tolist() == pytest.approx([1 / 3, 2 / 3, 1, 1, 1, 1])
+
+
+def test_curve_tables_refuse_a_model_named_chance_and_mixed_sizes():
+    with pytest.raises(InputError, match="named 'chance'"):
+        evaluate_sets([rank_set("chance", [1, 2], 3)], n_boot=20)
+    with pytest.raises(InputError, match="different numbers of images"):
+        evaluate_sets([rank_set("a", [1, 2], 3), rank_set("b", [1, 2], 4)], n_boot=20)
 
 
 def test_evaluate_names_the_missing_ranks(project):

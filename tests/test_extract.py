@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from kisbench.data import store
 from kisbench.data.collections import list_images
@@ -74,12 +75,18 @@ def test_fail_lists_every_unreadable_image_and_keeps_the_work(model, mixed, tmp_
     assert not (tmp_path / "out.partial").exists()  # cleaned up on success
 
 
-@pytest.mark.parametrize(("decode", "draft"), [("pil", False), ("pil", True), ("device", True)])
-def test_every_path_matches_the_models_own_preprocessing(model, mixed, tmp_path, decode, draft):
+@pytest.mark.parametrize(
+    ("decode", "draft", "gap"),
+    [("pil", False, 2.0), ("pil", True, 2.0), ("pil", True, 1.0), ("device", True, 2.0)],
+)
+def test_every_path_matches_the_models_own_preprocessing(
+    model, mixed, tmp_path, decode, draft, gap
+):
     """Same refusals and, for every image, cosine >= 0.999 with the model's reference
     preprocessing (its own transform on the Pillow picture)."""
     ids, paths = mixed
-    meta = run(model, ids, paths, tmp_path, "o", decode=decode, draft=draft, on_unreadable="skip")
+    kw = {"decode": decode, "draft": draft, "draft_gap": gap, "on_unreadable": "skip"}
+    meta = run(model, ids, paths, tmp_path, "o", **kw)
     assert meta["decode"] == decode
     result = store.load(tmp_path / "o")
     assert store.read_skipped(tmp_path / "o").keys() == set(BAD)
@@ -217,3 +224,74 @@ def test_device_path_in_small_steps_gives_the_same_result(model, mixed, tmp_path
     a, b = store.load(tmp_path / "whole"), store.load(tmp_path / "sliced")
     assert a.ids == b.ids
     assert a.vectors.tobytes() == b.vectors.tobytes()
+
+
+def _pictures(batches: Any) -> list[tuple[list[int], bytes | None, dict[int, str]]]:
+    return [
+        (b.positions, None if b.pixels is None else b.pixels.numpy().tobytes(), b.failures)
+        for b in batches
+    ]
+
+
+def test_in_step_threads_make_the_pictures_the_worker_processes_make(model, mixed):
+    """The CPU path (threads decoding each batch in step with the model) and the GPU path's
+    worker processes and the main-process path give the same bytes and the same refusals,
+    batch by batch and in order."""
+    from kisbench.embedding.loaders import pil_batches
+
+    _, paths = mixed
+    plan = [list(range(s, min(len(paths), s + 5))) for s in range(0, len(paths), 5)]
+    kw = {"draft": (64, 64), "max_pixels": 10_000_000}
+    main = _pictures(pil_batches(paths, plan, model.image_transform, workers=0, **kw))
+    procs = _pictures(pil_batches(paths, plan, model.image_transform, workers=2, **kw))
+    threads = _pictures(
+        pil_batches(paths, plan, model.image_transform, workers=3, in_step=True, **kw)
+    )
+    assert threads == procs == main
+    # every position comes back once, as a picture or a refusal (the 4 bad files)
+    refused = sorted(i for _, _, f in main for i in f)
+    kept = sorted(i for p, _, _ in main for i in p)
+    assert len(refused) == 4 and sorted(kept + refused) == list(range(len(paths)))
+
+
+def test_cpu_embedding_decodes_in_step_like_the_main_process(model, mixed, tmp_path):
+    """On a CPU device the default path is in-step threads: the embeddings are byte for byte
+    those of decoding in the main process (workers 0)."""
+    ids, paths = mixed
+    one = run(model, ids, paths, tmp_path, "one", workers=0, on_unreadable="skip")
+    many = run(model, ids, paths, tmp_path, "many", workers=None, on_unreadable="skip")
+    # one thread per CPU (at most 16): none is left for the main loop, which waits
+    assert (one["workers"], many["workers"]) == (0, min(16, os.cpu_count() or 2))
+    a, b = store.load(tmp_path / "one"), store.load(tmp_path / "many")
+    assert a.ids == b.ids
+    assert a.vectors.tobytes() == b.vectors.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("gap", "decoded"),
+    [(2.0, (1280, 720)), (1.7, (1280, 720)), (1.6, (640, 360)), (1.0, (640, 360))],
+)
+def test_draft_gap_sets_how_far_the_decoder_may_reduce(gap, decoded):
+    """A 1280 x 720 JPEG for a 224 x 224 input: Pillow may halve it (640 x 360) only while
+    both sides stay at least gap x 224, i.e. for gap <= 360 / 224 = 1.6."""
+    from kisbench.data.images import load_rgb
+    from kisbench.models.pixels import PixelSpec
+
+    spec = PixelSpec(224, 224, "shortest", "bicubic", (0.5,) * 3, (0.5,) * 3)
+    assert spec.draft_size(gap) == (int(np.ceil(gap * 224)),) * 2
+    data = gen.jpeg_bytes(gen.picture(1280, 720, seed=1))
+    assert load_rgb(data, draft=spec.draft_size(gap)).size == decoded
+
+
+def test_the_draft_gap_names_the_partials_only_where_it_changes_pixels(model, mixed):
+    from kisbench.embedding.extract import partial_key
+
+    ids, paths = mixed
+    cpu = torch.device("cpu")
+
+    def key(decode: str, **kw: Any) -> str:
+        return partial_key(model, ids, paths, EmbedOptions(**kw), decode, cpu)[0]
+
+    assert key("pil", draft_gap=1.0) != key("pil", draft_gap=2.0)
+    assert key("pil", draft=False, draft_gap=1.0) == key("pil", draft=False, draft_gap=2.0)
+    assert key("device", draft_gap=1.0) == key("device", draft_gap=2.0)

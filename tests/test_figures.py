@@ -14,7 +14,7 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from kisbench.config import parse
-from kisbench.evaluation.layout import RANKS_INFO, ranks_dir
+from kisbench.evaluation.layout import CURVES, RANKS_INFO, curve_name, ranks_dir
 from kisbench.report import figures
 from kisbench.report.figures import (
     BEST_OF_TWO,
@@ -304,11 +304,14 @@ def test_render_draws_chance_for_the_collections_image_count(project, monkeypatc
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     stage_tests.invoke(rank.app, "--model", "fair", "--collection", "toy")
     info = json.loads((ranks_dir("fair", "toy") / RANKS_INFO).read_text())
-    seen_sizes = []
+    seen_sizes, seen_columns = [], []
 
     def spy(curves, xmax, styles, n_images, *args, **kwargs):
         seen_sizes.append(n_images)
-        return draw_cumulative(curves, xmax, styles, n_images, *args, **kwargs)
+        seen_columns.extend(list(table.columns) for table in curves.values())
+        fig = draw_cumulative(curves, xmax, styles, n_images, *args, **kwargs)
+        seen_columns.append([t.get_text() for t in fig.legends[0].get_texts()])
+        return fig
 
     draw_cumulative = figures.cumulative_grid
     monkeypatch.setattr(figures, "cumulative_grid", spy)
@@ -316,3 +319,6 @@ def test_render_draws_chance_for_the_collections_image_count(project, monkeypatc
         stage_tests.invoke(app)
     assert info["images"] == stage_tests.N_IMAGES
     assert seen_sizes == [{("toy", "short"): info["images"], ("toy", "long"): info["images"]}]
+    # The curve files' chance column reaches the figure as no model: one chance line, its own.
+    assert "chance" in pd.read_csv(CURVES / curve_name("toy", "short")).columns
+    assert seen_columns == [["k", "fair"], ["k", "fair"], ["fair", CHANCE]]

@@ -119,13 +119,22 @@ def test_animation_gives_its_first_frame(fmt):
     assert np.abs(out - np.array(gen.RED)).max() <= 6
 
 
-def test_draft_decodes_large_jpegs_smaller_but_not_below_the_request():
-    data = gen.jpeg_bytes(gen.picture(1280, 720))
-    full = load_rgb(data)
-    small = load_rgb(data, draft=(128, 128))
-    assert full.size == (1280, 720)
-    assert small.size == (160, 90) or (small.size[0] >= 128 and small.size[1] >= 128)
-    assert small.size[0] < 1280 and min(small.size) >= 90
+@pytest.mark.parametrize(
+    ("size", "decoded"),
+    [
+        ((1280, 720), (320, 180)),  # 1/8 would be 160 x 90, below the request
+        ((1280, 722), (640, 361)),  # 4 does not divide 722: 1/2
+        ((1281, 720), (1281, 720)),  # no scale divides 1281: full size
+        ((200, 150), (200, 150)),  # already small
+    ],
+)
+def test_draft_decodes_large_jpegs_smaller_but_not_below_the_request(size, decoded):
+    data = gen.jpeg_bytes(gen.picture(*size))
+    assert load_rgb(data).size == size
+    assert load_rgb(data, draft=(128, 128)).size == decoded
+
+
+def test_draft_never_applies_to_other_formats():
     # draft never applies to other formats
     buf = io.BytesIO()
     gen.picture(320, 240).save(buf, "PNG")

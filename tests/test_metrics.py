@@ -53,8 +53,20 @@ def test_bootstrap_interval_contains_value_and_is_seeded():
 
 
 def test_constant_ranks_have_a_zero_width_interval():
+    s = summarize(np.full(30, 2), 10, n_boot=100)
+    assert s["mrr"] == {"value": 0.5, "low": 0.5, "high": 0.5}
+
+
+def test_an_mrr_not_shown_worse_than_chance_reaches_up_to_chance():
+    """Rank 4 of 10 for all 30 queries: MRR 0.25 against chance H_10 / 10 = 0.2929. 30
+    random rankings reach an MRR of 0.25 or less often (p well above 0.05), so the interval
+    is the bootstrap's [0.25, 0.25] raised to the chance level."""
     s = summarize(np.full(30, 4), 10, n_boot=100)
-    assert s["mrr"] == {"value": 0.25, "low": 0.25, "high": 0.25}
+    chance = sum(1 / r for r in range(1, 11)) / 10
+    assert s["mrr"] == pytest.approx({"value": 0.25, "low": 0.25, "high": chance})
+    # 30 queries at rank 10 of 10 are worse than chance beyond doubt: no raise
+    s = summarize(np.full(30, 10), 10, n_boot=100)
+    assert s["mrr"] == pytest.approx({"value": 0.1, "low": 0.1, "high": 0.1})
 
 
 def test_bad_ranks_are_rejected():

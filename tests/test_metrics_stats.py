@@ -17,7 +17,7 @@ from kisbench.evaluation.metrics import (
 from kisbench.evaluation.pairwise import (
     complementary,
     gains_table,
-    paired_bootstrap,
+    paired_difference,
     pairs_table,
     top_models,
     wilcoxon_ranks,
@@ -84,7 +84,7 @@ def test_complementary_is_per_query_best():
     assert complementary(np.array([3, 1, 7]), np.array([2, 5, 7])).tolist() == [2, 1, 7]
 
 
-def test_paired_bootstrap_type_one_error_near_nominal():
+def test_paired_difference_type_one_error_near_nominal():
     """Both models draw each query's rank from the same distribution: p < 0.05 should
     happen in about 5% of experiments."""
     rng = np.random.default_rng(7)
@@ -93,23 +93,23 @@ def test_paired_bootstrap_type_one_error_near_nominal():
     for rep in range(reps):
         a = rng.integers(1, 60, size=100)
         b = rng.integers(1, 60, size=100)
-        rejected += paired_bootstrap(a, b, n_images=60, n_boot=500, seed=rep).p < 0.05
+        rejected += paired_difference(a, b, n_images=60, n_boot=500, seed=rep).p < 0.05
     assert 0.015 <= rejected / reps <= 0.10
 
 
-def test_paired_bootstrap_detects_a_real_difference():
+def test_paired_difference_detects_a_real_difference():
     rng = np.random.default_rng(1)
     a = rng.integers(1, 5, size=100)
     b = a + rng.integers(5, 50, size=100)  # b is worse on every query
-    test = paired_bootstrap(a, b, n_images=60, n_boot=500)
+    test = paired_difference(a, b, n_images=60, n_boot=500)
     assert test.diff == pytest.approx(mrr(a, 60) - mrr(b, 60))
     assert 0 < test.low <= test.diff <= test.high
     assert test.p == pytest.approx(1 / 501)  # no resample crosses zero
 
 
-def test_paired_bootstrap_identical_models():
+def test_paired_difference_identical_models():
     a = np.array([1, 3, 5, 8])
-    test = paired_bootstrap(a, a.copy(), n_images=10, n_boot=100)
+    test = paired_difference(a, a.copy(), n_images=10, n_boot=100)
     assert (test.diff, test.low, test.high, test.p) == (0.0, 0.0, 0.0, 1.0)
 
 
@@ -157,9 +157,9 @@ def test_pairs_table_rows_and_adjustment():
     assert row.oracle == pytest.approx(np.mean(1 / np.array(oracle)))
     assert row.value_a == pytest.approx(mrr(np.array([1, 1, 2, 1, 3, 1]), 10))
     # Benjamini-Hochberg over the 3 pairs: q >= p, and the smallest p is scaled by 3 / 1
-    assert (table.q_bootstrap >= table.p_bootstrap - 1e-12).all()
-    smallest = table.p_bootstrap.min()
-    assert table.q_bootstrap[table.p_bootstrap.idxmin()] <= 3 * smallest + 1e-12
+    assert (table.q_paired >= table.p_paired - 1e-12).all()
+    smallest = table.p_paired.min()
+    assert table.q_paired[table.p_paired.idxmin()] <= 3 * smallest + 1e-12
     bad_row = table.iloc[1]
     assert bad_row.value_b == pytest.approx(np.mean(1 / np.array([9, 8, 9, 7, 9, 9])))
 

@@ -74,7 +74,7 @@ def toy_sets():
 def test_one_family_per_test_over_the_whole_experiment():
     pairs, gains = compare(toy_sets(), top_n=3, n_boot=300, seed=0)
     assert len(pairs) == 4 * 3  # 2 collections x 2 labelsets x 3 pairs
-    for test in ("bootstrap", "wilcoxon"):
+    for test in ("paired", "wilcoxon"):
         expected = bh_by_hand(pairs[f"p_{test}"])
         assert np.allclose(pairs[f"q_{test}"], expected)
     # not the per-graph adjustment of before: with 12 tests the scaling differs
@@ -82,7 +82,7 @@ def test_one_family_per_test_over_the_whole_experiment():
     assert not np.allclose(one_graph["q_wilcoxon"], bh_by_hand(one_graph["p_wilcoxon"]))
     # the long-vs-short gains are adjusted too, as one family
     assert len(gains) == 2 * 3
-    assert np.allclose(gains["q_bootstrap"], bh_by_hand(gains["p_bootstrap"]))
+    assert np.allclose(gains["q_paired"], bh_by_hand(gains["p_paired"]))
 
 
 def test_fusion_can_beat_the_per_query_best_of_its_models():

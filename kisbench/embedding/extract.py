@@ -52,11 +52,13 @@ from kisbench.models.base import EmbeddingModel
 SHOWN_FAILURES = 1000  # lines of the error message; unreadable.csv has them all
 
 
-def default_workers(processes_per_node: int = 1) -> int:
+def default_workers(processes_per_node: int = 1, *, in_step: bool = False) -> int:
     """Decoding processes (or reader threads) per embedding process: the node's CPUs shared
-    among its processes, one left for the main loop, at most 16."""
+    among its processes, at most 16; one is left for the main loop, except when decoding
+    runs ``in_step`` with the model (a model on the CPU), which waits for it."""
     cpus = os.cpu_count() or 2
-    return max(1, min(16, cpus // max(1, processes_per_node) - 1))
+    spare = 0 if in_step else 1
+    return max(1, min(16, cpus // max(1, processes_per_node) - spare))
 
 
 # The defaults, types and checks of these options are the params `embed` section's.
@@ -73,6 +75,7 @@ class EmbedOptions:
     workers: int | None = _EMBED.workers  # None: default_workers()
     decode: str = _EMBED.decode
     draft: bool = _EMBED.draft
+    draft_gap: float = _EMBED.draft_gap
     on_unreadable: str = _EMBED.on_unreadable
     max_pixels: int = _EMBED.max_pixels
     store_dtype: str = _EMBED.store_dtype
@@ -145,6 +148,7 @@ def partial_key(
         "device_type": device.type,
         "decode": decode,
         "draft": options.draft and decode == "pil",
+        "draft_gap": options.draft_gap if options.draft and decode == "pil" else None,
         "batch_size": options.batch_size,
         "chunk_size": options.chunk_size,
         "store_dtype": options.store_dtype,
@@ -220,7 +224,9 @@ def _batches(
             threads=workers,
             max_pixels=options.max_pixels,
         )
-    draft = spec.draft_size if (spec is not None and options.draft) else None
+    draft = None
+    if spec is not None and options.draft:
+        draft = spec.draft_size(options.draft_gap)
     return pil_batches(
         paths,
         plan,
@@ -229,6 +235,7 @@ def _batches(
         draft=draft,
         max_pixels=options.max_pixels,
         pin_memory=device.type == "cuda",
+        in_step=device.type == "cpu",
     )
 
 
@@ -260,7 +267,10 @@ def embed_images(
     paths = [p if isinstance(p, Path) else Path(p) for p in paths]
     device = torch.device(model.device)
     decode = resolve_decode(model, opts.decode, device)
-    workers = default_workers(group.local_world) if opts.workers is None else opts.workers
+    if opts.workers is None:
+        workers = default_workers(group.local_world, in_step=device.type == "cpu")
+    else:
+        workers = opts.workers
     key, covered = partial_key(model, ids, paths, opts, decode, device)
     root = Path(partial) if partial is not None else out.with_name(f".{out.name}.partial")
     work = root / key

@@ -3,7 +3,9 @@
 - ``pil``: DataLoader worker processes decode with Pillow (:func:`kisbench.data.images.load_rgb`,
   with JPEG draft decoding when the model input is much smaller than the photo) and run the
   model's own ``image_transform``; batches come back in pinned memory when the model is on a
-  GPU, so that the copy to it does not block.
+  GPU, so that the copy to it does not block. For a model on the CPU, threads of the main
+  process decode each batch while the model waits, in step with it, so that the two never
+  compete for cores.
 - ``device``: threads read the files; JPEGs are decoded by ``torchvision.io.decode_jpeg`` on
   the model's device (nvJPEG on a GPU) and resized, cropped and normalised there by tensor
   operations (:mod:`kisbench.models.pixels`); other formats, and the JPEGs those decoders
@@ -109,11 +111,17 @@ def pil_batches(
     draft: tuple[int, int] | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     pin_memory: bool = False,
+    in_step: bool = False,
 ) -> Iterator[Batch]:
     """Batches for the index lists of ``plan``, decoded by ``workers`` processes (0: in this
-    process, as the thesis did)."""
+    process, as the thesis did), or, ``in_step``, by ``workers`` threads of this process,
+    each batch when it is asked for (see :func:`_in_step_batches`)."""
+    files = _PilFiles(paths, transform, draft, max_pixels)
+    if in_step and workers > 0:
+        yield from _in_step_batches(files, plan, workers)
+        return
     loader = DataLoader(
-        _PilFiles(paths, transform, draft, max_pixels),
+        files,
         batch_sampler=[list(b) for b in plan],
         num_workers=workers,
         collate_fn=_collate,
@@ -133,6 +141,28 @@ def pil_batches(
             pixels=pixels if len(positions) else None,
             failures=dict(failed),
         )
+
+
+def _in_step_batches(
+    files: _PilFiles, plan: Sequence[Sequence[int]], threads: int
+) -> Iterator[Batch]:
+    """The Pillow path for a model on the CPU: decode a batch with ``threads`` threads, then
+    hand it over, and decode the next only when the model has finished with this one.
+
+    Worker processes decoding ahead would run beside the model's own threads and take cores
+    from them: on 2 cores that cost more than the decoding itself (docs/benchmarks.md). In
+    step, the decoding has every core while the model waits, and the model has every core
+    while nothing is decoded. Pillow's decoder and resizer release the GIL, so threads scale;
+    the pictures are those the worker processes make (the same function decodes them).
+    """
+    with ThreadPoolExecutor(threads, thread_name_prefix="kisbench-decode") as pool:
+        for indices in plan:
+            positions, pixels, failed = _collate(list(pool.map(files.__getitem__, indices)))
+            yield Batch(
+                positions=positions.tolist(),
+                pixels=pixels if len(positions) else None,
+                failures=dict(failed),
+            )
 
 
 # ---------------------------------------------------------------------------- device path

@@ -14,7 +14,7 @@ import pandas as pd
 from kisbench import files, layout
 from kisbench.data.collections import read_labels
 from kisbench.errors import InputError
-from kisbench.evaluation.layout import RANKS_INFO, curve_name, ranks_dir
+from kisbench.evaluation.layout import CURVES, RANKS_INFO, curve_name, ranks_dir
 from kisbench.evaluation.leaderboard import graph_leaderboard
 from kisbench.evaluation.metrics import (
     chance_test,
@@ -34,6 +34,11 @@ from kisbench.evaluation.pairwise import (
     pairs_table,
     top_models,
 )
+
+# The curve tables' column of the random-ranking expectation: the DVC plot template
+# (.dvc/plots/cumulative.json) draws it, and readers drop it before taking the other
+# columns as models.
+CHANCE_COLUMN = "chance"
 
 
 @dataclass(frozen=True)
@@ -116,8 +121,14 @@ def evaluate(
     binomial for R@k, studentized bootstrap for MRR and mean rank, order statistics for the
     median), numbers to 6 significant digits, and ``vs_chance``: the headline's one-sided
     p-values against a random ranking (``chance_test``). Curves: one wide table per
-    (collection, labelset), column ``k`` plus one column per model.
+    (collection, labelset), column ``k``, one column per model and ``CHANCE_COLUMN``
+    (:func:`chance_curve` of the graph's image count).
     """
+    if CHANCE_COLUMN in {s.model for s in sets}:
+        raise InputError(
+            f"a model is named {CHANCE_COLUMN!r}, the name of the chance column of the curve "
+            f"tables ({CURVES}); give it another key in params.yaml"
+        )
     head: dict[str, Any] = {}
     details: dict[str, Any] = {}
     curves: dict[tuple[str, str], dict[str, np.ndarray]] = {}
@@ -147,13 +158,24 @@ def evaluate(
             s.ranks, s.n_images
         )
     tables = {}
+    by_graph = graphs(sets)
     for key, by_model in curves.items():
-        n = max(len(c) for c in by_model.values())
-        table = pd.DataFrame({"k": np.arange(1, n + 1)})
+        n_images = _one_size(by_graph[key].values(), "/".join(key))  # every curve's length
+        k = np.arange(1, n_images + 1)
+        table = pd.DataFrame({"k": k})
         for model, curve in by_model.items():
             table[model] = curve
+        table[CHANCE_COLUMN] = chance_curve(k, n_images)
         tables[key] = table
     return {headline: head}, details, tables
+
+
+def chance_curve(k: np.ndarray, n_images: int) -> np.ndarray:
+    """Share of queries a random ranking of ``n_images`` finds within the top k: the target's
+    rank is uniform over 1..N, so min(k, N) / N."""
+    if n_images < 1:
+        raise ValueError("a collection has at least one image")
+    return np.minimum(np.asarray(k), n_images) / n_images
 
 
 def graphs(sets: list[RankSet]) -> dict[tuple[str, str], dict[str, RankSet]]:

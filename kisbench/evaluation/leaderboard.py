@@ -6,8 +6,9 @@ For every model of one graph, from the per-query ranks of the same queries:
   resampled (seeded), the whole ordering is recomputed on every resample (a model's rank is
   1 + the number of models strictly better on that resample), and the interval is the 2.5 %
   and 97.5 % quantiles of the model's ranks;
-- whether it is *tied with #1*: the paired bootstrap test against the best model
-  (``kisbench.evaluation.pairwise.paired_bootstrap``) is not significant at the 5 % level
+- whether it is *tied with #1*: the paired test against the best model
+  (``kisbench.evaluation.pairwise.paired_difference``; for MRR and mean rank the sign-flip
+  test, docs/evaluation.md "Statistics") is not significant at the 5 % level
   after Benjamini-Hochberg adjustment over the graph's comparisons with the best;
 - the smallest headline difference to the best model that the query set detects with 80 %
   power: simulated from the observed per-query differences between the two models (centred,
@@ -26,23 +27,11 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from kisbench.evaluation.metrics import LOWER_IS_BETTER, reciprocal, significant, statistic, value
-from kisbench.evaluation.pairwise import paired_bootstrap
+from kisbench.evaluation.metrics import LOWER_IS_BETTER, significant, statistic, value
+from kisbench.evaluation.pairwise import paired_difference, per_query
 
 ALPHA = 0.05
 POWER = 0.8
-
-
-def per_query(ranks: np.ndarray, metric: str, n_images: int) -> np.ndarray:
-    """The per-query values whose mean is ``metric`` (MRR: reciprocal ranks; R@k: 0/1)."""
-    r = np.asarray(ranks, dtype=np.float64)
-    if metric == "mrr":
-        return reciprocal(r, n_images)
-    if metric.startswith("r@"):
-        return (r <= min(int(metric[2:]), n_images)).astype(np.float64)
-    if metric == "mean_rank":
-        return np.minimum(r, n_images + 1)
-    raise ValueError(f"{metric!r} is not a mean over queries; the power needs one")
 
 
 def detectable_difference(
@@ -118,7 +107,7 @@ def graph_leaderboard(
     rank_high = np.quantile(boot_rank, 1 - alpha / 2, axis=0, method="inverted_cdf")
 
     tests = {
-        m: paired_bootstrap(
+        m: paired_difference(
             arrays[best], arrays[m], n_images=n_images, metric=metric, n_boot=n_boot, seed=seed
         )
         for m in order[1:]

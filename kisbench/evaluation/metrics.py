@@ -216,13 +216,14 @@ def intervals(
             k = min(int(name[2:]), n_images)
             out[name] = clopper_pearson(np.sum(r <= k, axis=-1), n, confidence)
         elif name == "mrr":
-            out[name] = studentized(
+            low, high = studentized(
                 reciprocal(r, n_images),
                 n_boot=n_boot,
                 confidence=confidence,
                 seed=seed,
                 bounds=(0.0, 1.0),
             )
+            out[name] = _up_to_chance(r, n_images, low, high, 1 - confidence)
         elif name == "mean_rank":
             out[name] = studentized(
                 placed(r, n_images),
@@ -293,13 +294,42 @@ def chance_test(
     +1 so it is never 0.
     """
     r = np.asarray(_checked(ranks, n_images), dtype=np.float64)
-    observed = value(r, name, n_images)
-    values = _null(name, n_images, len(r), n_sims, seed)
+    better, worse = chance_p_values(r, name, n_images, n_sims=n_sims, seed=seed)
+    return {"p_better": float(better), "p_worse": float(worse)}
+
+
+def chance_p_values(
+    ranks: np.ndarray, name: str, n_images: int, *, n_sims: int = 10000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`chance_test`'s one-sided p-values (better, worse) for each rank set of the
+    last axis of ``ranks`` (a batch is fine)."""
+    r = np.asarray(ranks, dtype=np.float64)
     sign = -1.0 if name in LOWER_IS_BETTER else 1.0
-    tol = 1e-12 * (1 + abs(observed))  # round-off must not turn a tie into a miss
-    better = np.sum(sign * values >= sign * observed - tol)
-    worse = np.sum(sign * values <= sign * observed + tol)
-    return {"p_better": (1 + better) / (n_sims + 1), "p_worse": (1 + worse) / (n_sims + 1)}
+    observed = sign * statistic(name, n_images)(r)
+    null = np.sort(sign * _null(name, n_images, r.shape[-1], n_sims, seed))
+    tol = 1e-12 * (1 + np.abs(observed))  # round-off must not turn a tie into a miss
+    better = n_sims - np.searchsorted(null, observed - tol, side="left")
+    worse = np.searchsorted(null, observed + tol, side="right")
+    return (1 + better) / (n_sims + 1), (1 + worse) / (n_sims + 1)
+
+
+def _up_to_chance(
+    ranks: np.ndarray, n_images: int, low: np.ndarray, high: np.ndarray, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The MRR interval, its upper end raised to the chance level wherever the exact chance
+    test (one-sided, level ``alpha``) cannot say the ranks are worse than a random ranking's.
+
+    Near chance the MRR is carried by the top ranks, which 100 queries on a large collection
+    rarely contain: a sample without them looks like one of a model worse than chance, and
+    no bootstrap of it reaches the true value (studentized, at chance: the upper end falls
+    short in 29 % of experiments on 10,000 images, the lower end overshoots in 0.25 %). The
+    test's null distribution is exact, so at chance the raised end holds the truth unless
+    the test rejects, with probability ``alpha``. Where the interval already reaches chance
+    (any model the test tells from chance as better) nothing changes.
+    """
+    _, worse = chance_p_values(ranks, "mrr", n_images)
+    level = chance_levels(n_images)["mrr"]
+    return low, np.where(worse > alpha, np.maximum(high, level), high)
 
 
 @functools.lru_cache(maxsize=16)

@@ -111,7 +111,7 @@ def compare_strategies(
             "truncate": significant(row.value_b),
             **{
                 k: significant(getattr(row, k))
-                for k in ("diff", "diff_low", "diff_high", "p_bootstrap", "q_bootstrap")
+                for k in ("diff", "diff_low", "diff_high", "p_paired", "q_paired")
             },
             "p_wilcoxon": significant(row.p_wilcoxon),
             "q_wilcoxon": significant(row.q_wilcoxon),

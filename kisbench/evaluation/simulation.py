@@ -39,7 +39,7 @@ from kisbench.config.simulation import Simulate, split_pair
 from kisbench.data.store import EmbeddingSet, VectorLayout, legacy_layout
 from kisbench.errors import InputError
 from kisbench.evaluation.metrics import clopper_pearson, studentized
-from kisbench.evaluation.pairwise import paired_bootstrap, wilcoxon_ranks
+from kisbench.evaluation.pairwise import paired_difference, wilcoxon_ranks
 
 USERS = ("ideal", "ransam", "random")
 TEMPERATURES = ("model", "constant", "anchor")
@@ -517,9 +517,9 @@ PAIR_COLUMNS = [
     "diff",
     "diff_low",
     "diff_high",
-    "p_bootstrap",
+    "p_paired",
     "p_wilcoxon",
-    "q_bootstrap",
+    "q_paired",
     "q_wilcoxon",
 ]
 
@@ -548,7 +548,7 @@ def pairs(
                 y = by_model[b].reindex(by_model[a].index).to_numpy()
                 # displays are 1..N+2, "ranks" whose mean the bootstrap compares; with
                 # n_images = N + 2 none is capped
-                test = paired_bootstrap(
+                test = paired_difference(
                     x, y, n_images=rounds + 2, metric="mean_rank", n_boot=n_boot, seed=seed
                 )
                 rows.append(
@@ -564,12 +564,12 @@ def pairs(
                         "diff": test.diff,
                         "diff_low": test.low,
                         "diff_high": test.high,
-                        "p_bootstrap": test.p,
+                        "p_paired": test.p,
                         "p_wilcoxon": wilcoxon_ranks(x, y),
                     }
                 )
     frame = pd.DataFrame(rows, columns=PAIR_COLUMNS[:-2])
-    for name in ("bootstrap", "wilcoxon"):
+    for name in ("paired", "wilcoxon"):
         p = frame[f"p_{name}"].to_numpy()
         frame[f"q_{name}"] = stats.false_discovery_control(p) if len(p) else p
     return frame[PAIR_COLUMNS]

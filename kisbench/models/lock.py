@@ -53,7 +53,8 @@ def is_commit(revision: object) -> bool:
 
 def hub_repo(spec: ModelSpec) -> str | None:
     """The hub repository whose commit pins the model's weights; None for local folders,
-    local checkpoint files, ``blip2_lavis`` and open_clip tags not in `weights.OPEN_CLIP_TAGS`.
+    local checkpoint files, ``blip2_lavis`` and open_clip tags that open_clip does not place
+    on the hub.
 
     Only the weights' repository counts: the separate tokenizer repository some SigLIP
     configs name is loaded at its ``main`` (open_clip takes no revision for it).
@@ -68,12 +69,24 @@ def hub_repo(spec: ModelSpec) -> str | None:
         pretrained = spec.args.get("pretrained")
         if not pretrained or Path(str(pretrained)).is_file():
             return None
-        tagged = weights.OPEN_CLIP_TAGS.get((name, str(pretrained)))
+        tagged = _open_clip_hub_path(name, str(pretrained))
         return weights.split_hub_path(tagged)[0] if tagged else None
     if family.needs is weights.transformers_needs:  # align, blip2_hf: `source` is the repo
         source = str(spec.require("source"))
         return None if weights.is_local_source(source) else source
     return None
+
+
+def _open_clip_hub_path(name: str, tag: str) -> str | None:
+    """open_clip's hub path of a pretrained tag: from `weights.OPEN_CLIP_TAGS` (the params
+    presets, no import), else from open_clip's own table, so that every model of
+    ``open_clip_all`` is locked too (importing open_clip takes seconds, once)."""
+    known = weights.OPEN_CLIP_TAGS.get((name, tag))
+    if known is not None:
+        return known
+    import open_clip
+
+    return open_clip.get_pretrained_cfg(name, tag).get("hf_hub") or None
 
 
 def requested(spec: ModelSpec) -> str | None:

@@ -12,6 +12,7 @@ keeps its own Pillow preprocessing.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,11 +43,12 @@ class PixelSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
-    @property
-    def draft_size(self) -> tuple[int, int]:
-        """(width, height) a JPEG may be decoded down to before the resize without visible
-        loss: twice the input, so the antialiased resize still does the last step."""
-        return 2 * self.width, 2 * self.height
+    def draft_size(self, gap: float = 2.0) -> tuple[int, int]:
+        """(width, height) a JPEG may be decoded down to before the resize: ``gap`` times the
+        input. At 2 (Pillow's ``reducing_gap`` for thumbnails) the antialiased resize still
+        does at least a halving; at 1 the decoder's own scaling does most of the reduction
+        (docs/benchmarks.md measures what that changes)."""
+        return math.ceil(gap * self.width), math.ceil(gap * self.height)
 
 
 def spec_from_transform(transform: Any) -> PixelSpec | None:

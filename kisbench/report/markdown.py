@@ -121,8 +121,8 @@ def _pairs(pairs: pd.DataFrame, headline: str) -> str:
             num(r.value_a, headline),
             num(r.value_b, headline),
             ci(r.diff, r.diff_low, r.diff_high, headline),
-            pval(r.p_bootstrap),
-            pval(r.q_bootstrap),
+            pval(r.p_paired),
+            pval(r.q_paired),
             f"{r.a_better} / {r.b_better} / {r.same_rank}",
             pval(r.p_wilcoxon),
             pval(r.q_wilcoxon),
@@ -138,7 +138,7 @@ def _pairs(pairs: pd.DataFrame, headline: str) -> str:
         f"{h} A",
         f"{h} B",
         "A - B [95% CI]",
-        "p (paired bootstrap)",
+        "p (paired test)",
         "q",
         "A better / B better / same",
         "p (Wilcoxon)",
@@ -209,7 +209,7 @@ def _leaderboard(board: dict[str, Any]) -> str:
     n = board["queries"]
     sentence = (
         f"Rank interval: 2.5-97.5 % of each model's rank when the {n} queries are resampled "
-        "and the whole ordering recomputed. *Tied with #1*: the paired bootstrap test against "
+        "and the whole ordering recomputed. *Tied with #1*: the paired test against "
         "#1 is not significant at 5 % after Benjamini-Hochberg over this graph's comparisons "
         "with #1. "
     )
@@ -233,8 +233,8 @@ def _gains(gains: pd.DataFrame, headline: str) -> str:
             num(r.value_base, headline),
             num(r.value, headline),
             ci(r.gain, r.gain_low, r.gain_high, headline),
-            pval(r.p_bootstrap),
-            pval(r.q_bootstrap),
+            pval(r.p_paired),
+            pval(r.q_paired),
         ]
         for r in gains.itertuples(index=False)
     ]
@@ -307,16 +307,21 @@ def build(inputs: Inputs, where: Path) -> str:
         "do not edit. ",
         f"Headline metric: **{h}**. Intervals are 95 % intervals over queries: exact "
         "(Clopper-Pearson) for R@k; studentized bootstrap for MRR and mean rank "
-        f"({inputs.n_boot:,} resamples, seeded); order statistics for the median rank. Their "
-        "coverage is measured in docs/evaluation.md (MRR of a model near chance level is "
+        f"({inputs.n_boot:,} resamples, seeded), the MRR's upper end raised to the chance "
+        "level unless the exact test against random rankings finds the model worse; order "
+        "statistics for the median rank. Their coverage is measured in docs/evaluation.md "
+        "(a model that finds a few targets at the very top and the rest at chance is "
         "covered less often than 95 %). A target tied with other images counts as ranked "
         "behind them; a target not in the ranking is never found: it adds 0 to MRR and is "
         "outside the top k for every k.\n\n",
-        "Paired tests resample the same queries for both sides. The paired bootstrap "
-        f"compares {h} (dominated by the top ranks), the Wilcoxon signed-rank test the "
-        "per-query ranks (deep ranks weigh in); its rank-biserial r is its effect size and "
-        "direction (+1: A ranks every differing query better, -1: B does), and rows where "
-        f"it and the {h} difference favour different models say *disagrees*. q-values are "
+        "Paired tests keep each query's two ranks together. The paired test of "
+        f"{h} (dominated by the top ranks; for MRR and mean rank a sign-flip test, its "
+        "interval a bootstrap-t widened to 0 where that test cannot reject, for R@k the "
+        "Agresti-Min interval; docs/evaluation.md) compares the models, the Wilcoxon "
+        "signed-rank test the per-query ranks (deep ranks weigh in); its rank-biserial r "
+        "is its effect size and direction (+1: A ranks every differing query better, "
+        f"-1: B does), and rows where it and the {h} difference favour different models "
+        "say *disagrees*. q-values are "
         "Benjamini-Hochberg adjusted with one family per test: every pair of this "
         "experiment, over all collections and labelsets; the labelset gains form one more "
         "family.\n\n",

@@ -26,7 +26,7 @@ from kisbench.data.checks import report_path as check_report_path
 from kisbench.data.collections import list_images, read_labels
 from kisbench.data.duplicates import duplicate_partners
 from kisbench.errors import InputError
-from kisbench.evaluation.evaluate import RankSet, load_rank_sets
+from kisbench.evaluation.evaluate import CHANCE_COLUMN, RankSet, load_rank_sets
 from kisbench.evaluation.evaluate import graphs as rank_graphs
 from kisbench.evaluation.layout import (
     CURVES,
@@ -335,7 +335,10 @@ def render(
         path = curves / curve_name(collection, labelset)
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found; run the evaluate stage first")
-        tables[(collection, labelset)] = pd.read_csv(path)
+        # Its chance column is no model; the figure draws chance from N below.
+        tables[(collection, labelset)] = pd.read_csv(path).drop(
+            columns=[CHANCE_COLUMN], errors="ignore"
+        )
     # The chance line's N: the collection's image count of the ranks' info.json.
     n_images = {g: next(iter(by_model.values())).n_images for g, by_model in graphs.items()}
     styles = figures.model_styles(settings.palette)

@@ -77,7 +77,7 @@ def draw(summary: dict[str, Any], out: Path) -> dict[str, Path]:
                     capsize=3,
                     ms=5,
                 )
-                star = " *" if e["q_bootstrap"] < 0.05 else ""
+                star = " *" if e["q_paired"] < 0.05 else ""
                 ax.annotate(
                     f"n={e['queries']}{star}",
                     (1.0, y),
@@ -157,7 +157,7 @@ def section(summary: dict[str, Any], figures_: dict[str, Path], where: Path) -> 
                     f"{e['truncate']:.3f}",
                     f"{v['value']:.3f} [{v['low']:.3f}, {v['high']:.3f}]",
                     f"{e['diff']:+.3f} [{e['diff_low']:+.3f}, {e['diff_high']:+.3f}]",
-                    f"{e['q_bootstrap']:.3g}",
+                    f"{e['q_paired']:.3g}",
                     f"{e['strategy_better']} / {e['truncate_better']}",
                 ]
                 lines.append("| " + " | ".join(cells) + " |")

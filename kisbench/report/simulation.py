@@ -185,7 +185,7 @@ def section(
             part = pairs
             if len(part):
                 part = part[(part["collection"] == collection) & (part["labelset"] == labelset)]
-                better = part[part["q_bootstrap"].astype(float) < 0.05]
+                better = part[part["q_paired"].astype(float) < 0.05]
                 out.append(
                     f"Paired comparisons of the mean displays (`metrics/{PAIRS}`): "
                     f"{len(better)} of {len(part)} model pairs differ at q < 0.05.\n\n"
