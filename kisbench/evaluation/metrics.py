@@ -34,7 +34,7 @@ RECALL_KS = (1, 5, 10, 50, 100)
 LOWER_IS_BETTER = frozenset({"median_rank", "mean_rank"})
 INTERVAL_METHODS = {
     **{f"r@{k}": "clopper-pearson" for k in RECALL_KS},
-    "mrr": "studentized bootstrap",
+    "mrr": "studentized bootstrap, upper end raised to chance unless the exact test finds it worse",
     "median_rank": "order statistics (interpolated)",
     "mean_rank": "studentized bootstrap",
 }
