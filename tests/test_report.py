@@ -58,6 +58,10 @@ def test_the_exact_chance_test_decides_the_chance_marks():
                 "m": with_test(0.04, 0.03, 0.05, 0.9, 0.1),
                 "w": with_test(0.01, 0.005, 0.02, 1.0, 0.001),
                 "s": with_test(0.3, 0.2, 0.4, 0.0001, 1.0),
+                # one-sided 5 % each way, the MRR interval's raise condition
+                "b": with_test(0.02, 0.01, 0.03, 0.97, 0.04),
+                "g": with_test(0.08, 0.04, 0.12, 0.04, 0.97),
+                "e": with_test(0.05, 0.03, 0.07, 0.5, 0.05),
             }
         }
     }
@@ -67,6 +71,7 @@ def test_the_exact_chance_test_decides_the_chance_marks():
     assert "| m (chance level) |" in text
     assert "| w (below chance) |" in text
     assert "| s |" in text
+    assert "| b (below chance) |" in text and "| g |" in text and "| e (below chance) |" in text
 
 
 def test_a_model_wholly_below_chance_is_called_so():
