@@ -211,6 +211,7 @@ def _batches(
     decode: str,
     device: torch.device,
     workers: int,
+    in_step: bool,
 ) -> Iterator[Batch]:
     spec = model.pixel_spec()
     if decode == "device":
@@ -235,7 +236,7 @@ def _batches(
         draft=draft,
         max_pixels=options.max_pixels,
         pin_memory=device.type == "cuda",
-        in_step=device.type == "cpu",
+        in_step=in_step,
     )
 
 
@@ -267,8 +268,10 @@ def embed_images(
     paths = [p if isinstance(p, Path) else Path(p) for p in paths]
     device = torch.device(model.device)
     decode = resolve_decode(model, opts.decode, device)
+    # Pillow decoding for a model on the CPU runs in step with it (loaders.pil_batches).
+    in_step = decode == "pil" and device.type == "cpu"
     if opts.workers is None:
-        workers = default_workers(group.local_world, in_step=device.type == "cpu")
+        workers = default_workers(group.local_world, in_step=in_step)
     else:
         workers = opts.workers
     key, covered = partial_key(model, ids, paths, opts, decode, device)
@@ -305,7 +308,9 @@ def embed_images(
     ) as bar:
         rows: list[np.ndarray] = []
         failed: dict[int, str] = {}
-        batches = _batches(model, paths, plan, opts, decode, device, workers) if plan else []
+        batches = (
+            _batches(model, paths, plan, opts, decode, device, workers, in_step) if plan else []
+        )
         for i, batch in enumerate(batches):
             if batch.pixels is not None:
                 rows.append(_encoded(model, batch.pixels))

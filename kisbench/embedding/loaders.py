@@ -135,12 +135,8 @@ def pil_batches(
         batches = iter(loader)
     finally:
         gc.unfreeze()
-    for positions, pixels, failed in batches:
-        yield Batch(
-            positions=positions.tolist(),
-            pixels=pixels if len(positions) else None,
-            failures=dict(failed),
-        )
+    for collated in batches:
+        yield _batch(*collated)
 
 
 def _in_step_batches(
@@ -157,12 +153,16 @@ def _in_step_batches(
     """
     with ThreadPoolExecutor(threads, thread_name_prefix="kisbench-decode") as pool:
         for indices in plan:
-            positions, pixels, failed = _collate(list(pool.map(files.__getitem__, indices)))
-            yield Batch(
-                positions=positions.tolist(),
-                pixels=pixels if len(positions) else None,
-                failures=dict(failed),
-            )
+            yield _batch(*_collate(list(pool.map(files.__getitem__, indices))))
+
+
+def _batch(positions: torch.Tensor, pixels: torch.Tensor, failed: list[tuple[int, str]]) -> Batch:
+    """A :class:`Batch` from what :func:`_collate` returns (in a worker or a thread)."""
+    return Batch(
+        positions=positions.tolist(),
+        pixels=pixels if len(positions) else None,
+        failures=dict(failed),
+    )
 
 
 # ---------------------------------------------------------------------------- device path
