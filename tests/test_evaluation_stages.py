@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 from kisbench import layout
 from kisbench.data import store
 from kisbench.errors import InputError
-from kisbench.evaluation.evaluate import CHANCE_COLUMN, RankSet, chance_curve
+from kisbench.evaluation.evaluate import CHANCE_COLUMN, RankSet
 from kisbench.evaluation.evaluate import evaluate as evaluate_sets
 from kisbench.evaluation.layout import CURVES, curve_name, fusion_path, ranks_dir
+from kisbench.evaluation.metrics import chance_curve
 from kisbench.report.layout import FIGURES, REPORT
 from stages import evaluate, fusion, rank, render
 

@@ -17,6 +17,7 @@ from kisbench.errors import InputError
 from kisbench.evaluation.layout import CURVES, RANKS_INFO, curve_name, ranks_dir
 from kisbench.evaluation.leaderboard import graph_leaderboard
 from kisbench.evaluation.metrics import (
+    chance_curve,
     chance_test,
     cumulative_curve,
     significant,
@@ -168,14 +169,6 @@ def evaluate(
         table[CHANCE_COLUMN] = chance_curve(k, n_images)
         tables[key] = table
     return {headline: head}, details, tables
-
-
-def chance_curve(k: np.ndarray, n_images: int) -> np.ndarray:
-    """Share of queries a random ranking of ``n_images`` finds within the top k: the target's
-    rank is uniform over 1..N, so min(k, N) / N."""
-    if n_images < 1:
-        raise ValueError("a collection has at least one image")
-    return np.minimum(np.asarray(k), n_images) / n_images
 
 
 def graphs(sets: list[RankSet]) -> dict[tuple[str, str], dict[str, RankSet]]:

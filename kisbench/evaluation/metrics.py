@@ -348,15 +348,22 @@ def significant(v: float, digits: int = 6) -> float:
     return float(f"{float(v):.{digits}g}")
 
 
+def chance_curve(k: np.ndarray, n_images: int) -> np.ndarray:
+    """Share of queries a random ranking of ``n_images`` finds within the top k: the target's
+    rank is uniform over 1..N, so min(k, N) / N."""
+    if n_images < 1:
+        raise ValueError("a collection has at least one image")
+    return np.minimum(np.asarray(k), n_images) / n_images
+
+
 def chance_levels(n_images: int) -> dict[str, float]:
     """Expected metrics when the target's rank is uniform over 1..n_images (random ranking).
 
     R@k = k / N; MRR = H_N / N (the mean of 1/r over r = 1..N); median and mean rank (N + 1) / 2.
     A model at these numbers has learned nothing about the queries.
     """
-    if n_images < 1:
-        raise ValueError("a collection has at least one image")
-    out = {f"r@{k}": min(k, n_images) / n_images for k in RECALL_KS}
+    shares = chance_curve(np.array(RECALL_KS), n_images)
+    out = {f"r@{k}": float(v) for k, v in zip(RECALL_KS, shares, strict=True)}
     out["mrr"] = float(np.sum(1.0 / np.arange(1, n_images + 1)) / n_images)
     out["median_rank"] = (n_images + 1) / 2
     out["mean_rank"] = (n_images + 1) / 2

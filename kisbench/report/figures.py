@@ -21,7 +21,7 @@ from matplotlib.ticker import (  # noqa: E402
     NullLocator,
 )
 
-from kisbench.evaluation.metrics import cumulative_curve  # noqa: E402
+from kisbench.evaluation.metrics import chance_curve, cumulative_curve  # noqa: E402
 from kisbench.evaluation.pairwise import complementary  # noqa: E402
 
 # Lines that are no model's are black and greys, which no model gets.
@@ -116,7 +116,7 @@ def cumulative_grid(
             limit = min(xmax.get(collection, len(table)), len(table))
             part = table[table["k"] <= limit]
             n = n_images[(collection, labelset)]
-            ax.plot(part["k"], part["k"] / n, label=CHANCE, **CHANCE_STYLE)
+            ax.plot(part["k"], chance_curve(part["k"], n), label=CHANCE, **CHANCE_STYLE)
             for model in [m for m in styles if m in table.columns]:
                 ax.plot(part["k"], part[model], label=model, lw=1.6, **styles[model].line())
             ax.set_xlim(1, limit)
@@ -245,7 +245,7 @@ def pairwise_grid(
                 ax.set_xlabel(f"rank by {b} (log)", fontsize=label_size, labelpad=2)
                 ax.set_ylabel(f"rank by {a} (log)", fontsize=label_size, labelpad=2)
             else:
-                ax.plot(k, k / n_images, label=CHANCE, **CHANCE_STYLE)
+                ax.plot(k, chance_curve(k, n_images), label=CHANCE, **CHANCE_STYLE)
                 for model in (a, b):
                     curve = cumulative_curve(ranks[model], n_images)[:limit]
                     ax.plot(k, curve, lw=1.6, label=model, **styles[model].line())
